@@ -1,0 +1,230 @@
+package watch
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// ErrNoWatches is wrapped when the system has no inotify instance or watch
+// left (fs.inotify.max_user_instances or max_user_watches); the watcher
+// then polls.
+var ErrNoWatches = errors.New("inotify watches exhausted")
+
+// Hub shares one inotify instance among any number of watched
+// repositories: fs.inotify.max_user_instances is 128 on a default system,
+// which a daemon with many local remotes or a far-side watcher serving
+// many repositories would exhaust with one instance each.
+type Hub struct {
+	w   *fsnotify.Watcher
+	log *slog.Logger
+
+	mu     sync.Mutex
+	owners map[string]map[*sub]bool // watched directory -> subscriptions
+	subs   map[*sub]bool
+	limit  int // maximum directories watched, 0 = the system's limit (tests)
+	closed bool
+}
+
+// sub is one repository's subscription to the hub.
+type sub struct {
+	gitDir string
+	dirs   map[string]bool
+	notify chan struct{} // capacity 1: a pending "look again"
+}
+
+// NewHub starts a hub. It fails with ErrNoWatches when no inotify instance
+// is left.
+func NewHub(log *slog.Logger) (*Hub, error) {
+	w, err := fsnotify.NewBufferedWatcher(4096)
+	if err != nil {
+		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOSPC) {
+			err = fmt.Errorf("%w: %w", ErrNoWatches, err)
+		}
+		return nil, fmt.Errorf("inotify: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Hub{w: w, log: log, owners: map[string]map[*sub]bool{}, subs: map[*sub]bool{}}
+	go h.run()
+	return h, nil
+}
+
+// Close stops the hub; subscriptions get no more events.
+func (h *Hub) Close() error {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	return h.w.Close()
+}
+
+// subscribe watches gitDir: the directory itself (packed-refs, reftable,
+// refs appearing), refs/ recursively and reftable/.
+func (h *Hub) subscribe(gitDir string) (*sub, error) {
+	s := &sub{gitDir: filepath.Clean(gitDir), dirs: map[string]bool{}, notify: make(chan struct{}, 1)}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, errors.New("watch hub closed")
+	}
+	h.subs[s] = true
+	err := h.addDir(s, s.gitDir)
+	for _, d := range []string{"refs", "reftable"} {
+		if err == nil {
+			err = h.addTree(s, filepath.Join(s.gitDir, d))
+		}
+	}
+	if err != nil {
+		h.removeLocked(s)
+		return nil, err
+	}
+	return s, nil
+}
+
+// unsubscribe drops s and the watches no one else needs.
+func (h *Hub) unsubscribe(s *sub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.removeLocked(s)
+}
+
+func (h *Hub) removeLocked(s *sub) {
+	delete(h.subs, s)
+	for d := range s.dirs {
+		owners := h.owners[d]
+		delete(owners, s)
+		if len(owners) == 0 {
+			delete(h.owners, d)
+			if !h.closed {
+				_ = h.w.Remove(d) // gone already when the directory was removed
+			}
+		}
+	}
+	s.dirs = nil
+}
+
+// addTree watches root and every directory below it; a missing root is
+// not an error (refs/ may be absent in a reftable repository).
+func (h *Hub) addTree(s *sub, root string) error {
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // raced with a deletion; the rescan settles it
+			}
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		return h.addDir(s, path)
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+func (h *Hub) addDir(s *sub, dir string) error {
+	if s.dirs[dir] {
+		return nil
+	}
+	if len(h.owners[dir]) == 0 {
+		if h.limit > 0 && len(h.owners) >= h.limit {
+			return fmt.Errorf("watch %s: %w (limit %d)", dir, ErrNoWatches, h.limit)
+		}
+		if err := h.w.Add(dir); err != nil {
+			if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EMFILE) {
+				return fmt.Errorf("watch %s: %w: %w", dir, ErrNoWatches, err)
+			}
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+				return nil
+			}
+			return fmt.Errorf("watch %s: %w", dir, err)
+		}
+		h.owners[dir] = map[*sub]bool{}
+	}
+	h.owners[dir][s] = true
+	s.dirs[dir] = true
+	return nil
+}
+
+func (h *Hub) run() {
+	for {
+		select {
+		case ev, ok := <-h.w.Events:
+			if !ok {
+				return
+			}
+			h.handle(ev)
+		case err, ok := <-h.w.Errors:
+			if !ok {
+				return
+			}
+			// An overflow or read error: events may be lost, so every
+			// repository looks again.
+			h.log.Warn("inotify error; rescanning all repositories", "err", err)
+			h.mu.Lock()
+			for s := range h.subs {
+				poke(s)
+			}
+			h.mu.Unlock()
+		}
+	}
+}
+
+func (h *Hub) handle(ev fsnotify.Event) {
+	name := filepath.Clean(ev.Name)
+	dir, base := filepath.Dir(name), filepath.Base(name)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	// A watched directory itself went away: its watch is gone too.
+	if owners, ok := h.owners[name]; ok && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+		for s := range owners {
+			delete(s.dirs, name)
+			poke(s)
+		}
+		delete(h.owners, name)
+	}
+	for s := range h.owners[dir] {
+		if !relevant(s.gitDir, dir, base) {
+			continue
+		}
+		if ev.Has(fsnotify.Create) {
+			if fi, err := os.Lstat(name); err == nil && fi.IsDir() {
+				if err := h.addTree(s, name); err != nil {
+					h.log.Warn("cannot watch new ref directory; rescans will find its refs", "dir", name, "err", err)
+				}
+			}
+		}
+		poke(s)
+	}
+}
+
+// relevant filters events: in the git directory itself only refs,
+// packed-refs and reftable matter (not index, FETCH_HEAD, logs...); below
+// refs/ and reftable/ everything but lock and temporary files.
+func relevant(gitDir, dir, base string) bool {
+	if strings.HasSuffix(base, ".lock") || strings.HasSuffix(base, ".new") {
+		return false
+	}
+	if dir == gitDir {
+		return base == "packed-refs" || base == "refs" || base == "reftable"
+	}
+	return true
+}
+
+func poke(s *sub) {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,162 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Options tune Watch. The zero value works.
+type Options struct {
+	// Hub is the shared inotify instance. Nil means poll.
+	Hub *Hub
+	// Settle is how long the refs must be quiet after an event before
+	// they are listed (default 2ms); MaxDelay caps that wait during a
+	// continuous burst (default 50ms).
+	Settle, MaxDelay time.Duration
+	// Rescan is the period of a full listing even without events
+	// (default 30s), a safety net for events the kernel dropped.
+	Rescan time.Duration
+	// Poll is the listing period when inotify cannot be used
+	// (default 1s).
+	Poll time.Duration
+	// OnPolling is called once when the watcher falls back to polling,
+	// with the reason.
+	OnPolling func(reason error)
+	// Logger receives debug logs; nil discards them.
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Settle <= 0 {
+		o.Settle = 2 * time.Millisecond
+	}
+	if o.MaxDelay <= 0 {
+		o.MaxDelay = 50 * time.Millisecond
+	}
+	if o.Rescan <= 0 {
+		o.Rescan = 30 * time.Second
+	}
+	if o.Poll <= 0 {
+		o.Poll = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Update is what Watch reports: the complete current refs, and the
+// changes since the previous update (nil in the first update, which is
+// sent once the watch is established).
+type Update struct {
+	Refs    Refs
+	Changes []Change
+}
+
+// ErrGone is wrapped when the watched repository disappears.
+var ErrGone = errors.New("repository is gone")
+
+// Watch watches the refs of the repository at gitDir (a git directory, see
+// FindGitDir) and calls fn: first with the refs once the watch is set up,
+// then after every change. It returns nil when ctx ends, fn's error if fn
+// fails, or an error when the repository can no longer be read (wrapping
+// ErrGone when it was removed).
+func Watch(ctx context.Context, gitDir string, opts Options, fn func(Update) error) error {
+	opts.defaults()
+	if fi, err := os.Stat(gitDir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("%s: %w", gitDir, ErrGone)
+	}
+	var notify <-chan struct{}
+	period := opts.Rescan
+	if opts.Hub != nil {
+		s, err := opts.Hub.subscribe(gitDir)
+		if err == nil {
+			defer opts.Hub.unsubscribe(s)
+			notify = s.notify
+		} else if errors.Is(err, ErrNoWatches) {
+			opts.Hub = nil
+			if opts.OnPolling != nil {
+				opts.OnPolling(err)
+			}
+		} else {
+			return err
+		}
+	}
+	if notify == nil {
+		period = opts.Poll
+	}
+	// The first listing comes after the watch exists: a change in between
+	// is either in it or triggers an event.
+	refs, err := snapshot(ctx, gitDir)
+	if err != nil {
+		return err
+	}
+	if err := fn(Update{Refs: refs}); err != nil {
+		return err
+	}
+	ticker := time.NewTicker(period)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		case <-notify:
+			if !settle(ctx, notify, opts.Settle, opts.MaxDelay) {
+				return nil
+			}
+		}
+		now, err := snapshot(ctx, gitDir)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if changes := Diff(refs, now); len(changes) > 0 {
+			opts.Logger.Debug("refs changed", "git_dir", gitDir, "changes", len(changes))
+			refs = now
+			if err := fn(Update{Refs: now.Clone(), Changes: changes}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// settle waits until no event came for quiet, or max has passed. It
+// returns false when ctx ended.
+func settle(ctx context.Context, notify <-chan struct{}, quiet, max time.Duration) bool {
+	deadline := time.NewTimer(max)
+	defer deadline.Stop()
+	t := time.NewTimer(quiet)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return true
+		case <-t.C:
+			return true
+		case <-notify:
+			t.Reset(quiet)
+		}
+	}
+}
+
+func snapshot(ctx context.Context, gitDir string) (Refs, error) {
+	refs, err := Snapshot(ctx, gitDir)
+	if err == nil {
+		return refs, nil
+	}
+	if _, serr := os.Stat(gitDir); errors.Is(serr, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", gitDir, ErrGone)
+	}
+	if _, serr := os.Stat(gitDir + "/HEAD"); errors.Is(serr, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", gitDir, ErrGone)
+	}
+	return nil, err
+}
