@@ -1,0 +1,184 @@
+package daemon
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/git-remote-daemon/git-remote-daemon/protocol"
+)
+
+// States of a remote, as `git-remote-daemon status` shows them.
+const (
+	StateConnecting   = "connecting"
+	StateConnected    = "connected"
+	StateDisconnected = "disconnected"
+	StatePaused       = "paused"
+	StateNotWatched   = "not watched"
+)
+
+// RemoteStatus is what the daemon knows of one remote.
+type RemoteStatus struct {
+	Name          string    `json:"name"`
+	URL           string    `json:"url"`
+	Transport     string    `json:"transport"`
+	State         string    `json:"state"`
+	LastChange    time.Time `json:"last_change,omitzero"`
+	LastChangeTo  []string  `json:"last_change_to,omitempty"`
+	LastStatus    string    `json:"last_status,omitempty"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+}
+
+// Report is the daemon's status file.
+type Report struct {
+	PID     int            `json:"pid"`
+	Started time.Time      `json:"started"`
+	Paused  bool           `json:"paused"`
+	Remotes []RemoteStatus `json:"remotes"`
+}
+
+// book keeps the status of every remote and writes it to a file (for
+// `git-remote-daemon status`) after each change.
+type book struct {
+	mu      sync.Mutex
+	path    string // "" = keep in memory only
+	report  Report
+	remotes map[string]*RemoteStatus
+}
+
+func newBook(path string) *book {
+	return &book{path: path, remotes: map[string]*RemoteStatus{},
+		report: Report{PID: os.Getpid(), Started: time.Now().UTC()}}
+}
+
+// update changes one remote's entry (creating it) and saves.
+func (b *book) update(name string, fn func(*RemoteStatus)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rs, ok := b.remotes[name]
+	if !ok {
+		rs = &RemoteStatus{Name: name, State: StateConnecting}
+		b.remotes[name] = rs
+	}
+	fn(rs)
+	b.saveLocked()
+}
+
+func (b *book) remove(name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.remotes, name)
+	b.saveLocked()
+}
+
+func (b *book) setPaused(p bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.report.Paused = p
+	b.saveLocked()
+}
+
+// apply records an emitted message.
+func (b *book) apply(m protocol.Message) {
+	now := time.Now().UTC()
+	switch m := m.(type) {
+	case protocol.Connected:
+		b.update(m.Remote, func(r *RemoteStatus) { r.State = StateConnected })
+	case protocol.Disconnected:
+		b.update(m.Remote, func(r *RemoteStatus) {
+			if r.State != StatePaused {
+				r.State = StateDisconnected
+			}
+		})
+	case protocol.Changed:
+		b.update(m.Remote, func(r *RemoteStatus) { r.LastChange, r.LastChangeTo = now, m.SHAs })
+	case protocol.Status:
+		b.update(m.Remote, func(r *RemoteStatus) { r.LastStatus = m.Text })
+	case protocol.Error:
+		b.update(m.Remote, func(r *RemoteStatus) { r.LastError, r.LastErrorTime = m.Text, now })
+	}
+}
+
+func (b *book) snapshot() Report {
+	rep := b.report
+	rep.Remotes = nil
+	for _, r := range b.remotes {
+		c := *r
+		rep.Remotes = append(rep.Remotes, c)
+	}
+	sort.Slice(rep.Remotes, func(i, j int) bool { return rep.Remotes[i].Name < rep.Remotes[j].Name })
+	return rep
+}
+
+func (b *book) saveLocked() {
+	if b.path == "" {
+		return
+	}
+	data, err := json.MarshalIndent(b.snapshot(), "", "  ")
+	if err == nil {
+		err = writeFileAtomic(b.path, append(data, '\n'), 0o644)
+	}
+	_ = err // the status file is informational; the log has the events
+}
+
+// ReadReport reads a status file.
+func ReadReport(path string) (Report, error) {
+	var r Report
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
+// Print writes the report as a table: remote, transport, state, last
+// change, last error.
+func (r Report) Print(w io.Writer, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REMOTE\tTRANSPORT\tSTATE\tLAST CHANGE\tLAST ERROR")
+	for _, rs := range r.Remotes {
+		change := "-"
+		if !rs.LastChange.IsZero() {
+			change = ago(now, rs.LastChange) + " " + short(rs.LastChangeTo)
+		}
+		errText := "-"
+		if rs.LastError != "" {
+			errText = ago(now, rs.LastErrorTime) + " " + rs.LastError
+		}
+		state := rs.State
+		if r.Paused && state != StateNotWatched {
+			state = StatePaused
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", rs.Name, rs.Transport, state, change, errText)
+	}
+	return tw.Flush()
+}
+
+func ago(now, t time.Time) string {
+	d := now.Sub(t).Round(time.Second)
+	if d < 0 {
+		d = 0
+	}
+	return d.String() + " ago"
+}
+
+func short(shas []string) string {
+	var s []string
+	for _, sha := range shas {
+		if len(sha) > 10 {
+			sha = sha[:10]
+		}
+		s = append(s, sha)
+	}
+	return "(" + strings.Join(s, " ") + ")"
+}
