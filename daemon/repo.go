@@ -49,8 +49,8 @@ func FindRepo(ctx context.Context, dir string) (Repo, error) {
 	return r, nil
 }
 
-// gitOutput runs git in dir and returns its stdout, or an error carrying
-// its stderr.
+// gitOutput runs git in dir and returns its stdout and, on failure, an
+// error carrying its stderr.
 func gitOutput(ctx context.Context, dir string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
@@ -59,7 +59,7 @@ func gitOutput(ctx context.Context, dir string, args ...string) (string, error) 
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, lastLines(stderr.String(), 3))
+		return string(out), fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, lastLines(stderr.String(), 3))
 	}
 	return string(out), nil
 }
@@ -70,12 +70,12 @@ func gitEnv() []string {
 	return append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
 }
 
-// lastLines keeps the last n non-empty lines of git's stderr, joined with
-// "; ", which is what a user needs to see of a failure.
+// lastLines keeps the last n non-empty lines of git's stderr, hints
+// left out, joined with "; ": what a user needs to see of a failure.
 func lastLines(s string, n int) string {
 	var keep []string
 	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "hint:") {
 			keep = append(keep, l)
 		}
 	}

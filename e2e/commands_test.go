@@ -1,0 +1,305 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// waitLimit bounds every wait in a script; it is a hang guard, not a
+// speed target.
+const waitLimit = 20 * time.Second
+
+func commands() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
+	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		"daemon":  cmdDaemon,
+		"waitref": cmdWaitRef,
+		"signal":  cmdSignal,
+	}
+}
+
+// fg is a foreground daemon that a script talks to.
+type fg struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	done   chan struct{}
+	err    error
+	stderr *bytes.Buffer
+
+	mu     sync.Mutex
+	lines  []string
+	cursor int
+	more   chan struct{}
+}
+
+var daemons sync.Map // *testscript.TestScript -> *fg
+
+// env is the environment a script's commands see.
+func env(ts *testscript.TestScript) []string {
+	var out []string
+	for _, k := range []string{"HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_NOSYSTEM", "GIT_AUTHOR_NAME",
+		"GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_TERMINAL_PROMPT", "PATH", "TMPDIR",
+		"GIT_REMOTE_DAEMON_DEBUG"} {
+		if v := ts.Getenv(k); v != "" {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
+}
+
+// cmdDaemon drives `git-remote-daemon --foreground`:
+//
+//	daemon start [args...]     start it in the current directory
+//	daemon send LINE           write LINE to its stdin
+//	daemon expect REGEXP       wait for an output line matching REGEXP, after the last one matched
+//	! daemon expect REGEXP D   no such line comes within duration D
+//	daemon count N REGEXP      exactly N lines so far match
+//	daemon close               close stdin; it must exit 0
+//	daemon kill                kill it
+func cmdDaemon(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) == 0 {
+		ts.Fatalf("usage: daemon start|send|expect|count|close|kill ...")
+	}
+	if args[0] == "start" {
+		startDaemon(ts, args[1:])
+		return
+	}
+	v, ok := daemons.Load(ts)
+	if !ok {
+		ts.Fatalf("daemon %s: no daemon started", args[0])
+	}
+	d := v.(*fg)
+	switch args[0] {
+	case "send":
+		line := strings.Join(args[1:], " ")
+		if _, err := io.WriteString(d.stdin, line+"\n"); err != nil {
+			ts.Fatalf("send %q: %v", line, err)
+		}
+	case "expect":
+		if len(args) < 2 {
+			ts.Fatalf("usage: daemon expect REGEXP [DURATION]")
+		}
+		re := regexp.MustCompile("^(?:" + args[1] + ")$")
+		limit := waitLimit
+		if len(args) > 2 {
+			var err error
+			if limit, err = time.ParseDuration(args[2]); err != nil {
+				ts.Fatalf("bad duration: %v", err)
+			}
+		}
+		line, found := d.await(re, limit)
+		switch {
+		case found && neg:
+			ts.Fatalf("unexpected line %q", line)
+		case !found && !neg:
+			ts.Fatalf("no line matching %q within %s; output so far:\n%s\nstderr:\n%s", args[1], limit, d.output(), tail(d.stderr.String(), 40))
+		case found:
+			ts.Logf("matched %q", line)
+		}
+	case "count":
+		if len(args) != 3 {
+			ts.Fatalf("usage: daemon count N REGEXP")
+		}
+		want, err := strconv.Atoi(args[1])
+		if err != nil {
+			ts.Fatalf("bad count: %v", err)
+		}
+		re := regexp.MustCompile("^(?:" + args[2] + ")$")
+		d.mu.Lock()
+		n := 0
+		for _, l := range d.lines {
+			if re.MatchString(l) {
+				n++
+			}
+		}
+		d.mu.Unlock()
+		if (n == want) == neg {
+			ts.Fatalf("%d lines match %q (want %d); output:\n%s", n, args[2], want, d.output())
+		}
+	case "close":
+		d.stdin.Close()
+		select {
+		case <-d.done:
+		case <-time.After(waitLimit):
+			ts.Fatalf("daemon did not exit within %s after stdin closed", waitLimit)
+		}
+		daemons.Delete(ts)
+		if (d.err == nil) == neg {
+			ts.Fatalf("daemon exit: %v; stderr:\n%s", d.err, tail(d.stderr.String(), 40))
+		}
+	case "kill":
+		_ = d.cmd.Process.Kill()
+		<-d.done
+		daemons.Delete(ts)
+	default:
+		ts.Fatalf("daemon: unknown verb %q", args[0])
+	}
+}
+
+func startDaemon(ts *testscript.TestScript, args []string) {
+	if _, ok := daemons.Load(ts); ok {
+		ts.Fatalf("daemon already started")
+	}
+	cmd := exec.Command("git-remote-daemon", append([]string{"--foreground"}, args...)...)
+	cmd.Dir = ts.MkAbs(".")
+	cmd.Env = env(ts)
+	d := &fg{cmd: cmd, done: make(chan struct{}), stderr: &bytes.Buffer{}, more: make(chan struct{}, 1)}
+	cmd.Stderr = &lockedWriter{w: d.stderr}
+	var err error
+	if d.stdin, err = cmd.StdinPipe(); err != nil {
+		ts.Fatalf("%v", err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	if err := cmd.Start(); err != nil {
+		ts.Fatalf("start daemon: %v", err)
+	}
+	lines := make(chan struct{})
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			d.mu.Lock()
+			d.lines = append(d.lines, sc.Text())
+			d.mu.Unlock()
+			select {
+			case d.more <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	go func() {
+		<-lines
+		d.err = cmd.Wait()
+		close(d.done)
+	}()
+	daemons.Store(ts, d)
+	ts.Defer(func() {
+		if v, ok := daemons.LoadAndDelete(ts); ok {
+			_ = v.(*fg).cmd.Process.Kill()
+			<-v.(*fg).done
+		}
+		_ = os.WriteFile(filepath.Join(ts.MkAbs("."), "daemon.stderr"), []byte(d.stderr.String()), 0o644)
+	})
+}
+
+// await waits up to limit for a line matching re after the cursor.
+func (d *fg) await(re *regexp.Regexp, limit time.Duration) (string, bool) {
+	deadline := time.After(limit)
+	for {
+		if line, ok := d.scan(re); ok {
+			return line, true
+		}
+		select {
+		case <-d.more:
+		case <-d.done: // every line has been read
+			return d.scan(re)
+		case <-deadline:
+			return "", false
+		}
+	}
+}
+
+// scan looks for a line matching re after the cursor and moves past it.
+func (d *fg) scan(re *regexp.Regexp) (string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := d.cursor; i < len(d.lines); i++ {
+		if re.MatchString(d.lines[i]) {
+			d.cursor = i + 1
+			return d.lines[i], true
+		}
+	}
+	return "", false
+}
+
+func (d *fg) output() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var b strings.Builder
+	for i, l := range d.lines {
+		mark := "  "
+		if i < d.cursor {
+			mark = "✓ "
+		}
+		b.WriteString(mark + l + "\n")
+	}
+	return b.String()
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// cmdWaitRef waits until two refs (each DIR REF) name the same object:
+//
+//	waitref up.git refs/heads/main b refs/remotes/origin/main
+func cmdWaitRef(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 4 || neg {
+		ts.Fatalf("usage: waitref DIR1 REF1 DIR2 REF2 (no negation: it would only wait)")
+	}
+	resolve := func(dir, ref string) string {
+		cmd := exec.Command("git", "rev-parse", "--verify", "-q", ref)
+		cmd.Dir = ts.MkAbs(dir)
+		cmd.Env = env(ts)
+		out, _ := cmd.Output()
+		return strings.TrimSpace(string(out))
+	}
+	deadline := time.Now().Add(waitLimit)
+	var a, b string
+	for time.Now().Before(deadline) {
+		a, b = resolve(args[0], args[1]), resolve(args[2], args[3])
+		if a != "" && a == b {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ts.Fatalf("%s %s = %q, %s %s = %q after %s", args[0], args[1], a, args[2], args[3], b, waitLimit)
+}
+
+
+// cmdSignal sends a signal to the process whose pid a file holds:
+//
+//	signal HUP .git/remote-daemon/daemon.pid
+func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 || neg {
+		ts.Fatalf("usage: signal HUP|TERM|INT PIDFILE")
+	}
+	sig, ok := map[string]syscall.Signal{"HUP": syscall.SIGHUP, "TERM": syscall.SIGTERM, "INT": syscall.SIGINT}[args[0]]
+	if !ok {
+		ts.Fatalf("unknown signal %s", args[0])
+	}
+	data, err := os.ReadFile(ts.MkAbs(args[1]))
+	ts.Check(err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	ts.Check(err)
+	ts.Check(syscall.Kill(pid, sig))
+}
