@@ -285,7 +285,6 @@ func cmdWaitRef(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Fatalf("%s %s = %q, %s %s = %q after %s", args[0], args[1], a, args[2], args[3], b, waitLimit)
 }
 
-
 // cmdSignal sends a signal to the process whose pid a file holds:
 //
 //	signal HUP .git/remote-daemon/daemon.pid

@@ -107,3 +107,21 @@ func TestReadAsGitSees(t *testing.T) {
 		t.Errorf("settings not read: %+v", got)
 	}
 }
+
+// FuzzParse: `git config -z --list` output never panics the parser, and
+// every remote it yields has a name.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("remote.o.url\n/x\x00remote.o.daemonwatch\x00"))
+	f.Add([]byte("url.a.insteadof\nb\x00remote.r.url\nbc\x00"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c, err := Parse(in)
+		if err != nil {
+			return
+		}
+		for _, r := range c.Remotes() {
+			if r.Name == "" && r.Err == nil {
+				t.Fatalf("remote without a name: %+v", r)
+			}
+		}
+	})
+}

@@ -283,3 +283,25 @@ func TestParseRefs(t *testing.T) {
 		t.Errorf("ParseRefs = %v, %v", r, err)
 	}
 }
+
+// FuzzParseRefs: for-each-ref output (and, later, a far side's ref lists)
+// never panics, and what it accepts lists back the same.
+func FuzzParseRefs(f *testing.F) {
+	f.Add([]byte(strings.Repeat("a", 40) + " refs/heads/x\n"))
+	f.Add([]byte(strings.Repeat("b", 64) + " refs/tags/v1\n\n"))
+	f.Add([]byte("x y\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		refs, err := ParseRefs(in)
+		if err != nil {
+			return
+		}
+		var out strings.Builder
+		for r, sha := range refs {
+			fmt.Fprintf(&out, "%s %s\n", sha, r)
+		}
+		again, err := ParseRefs([]byte(out.String()))
+		if err != nil || !again.Equal(refs) {
+			t.Fatalf("re-parse: %v %v", again, err)
+		}
+	})
+}

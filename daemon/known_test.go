@@ -1,0 +1,71 @@
+package daemon
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/git-remote-daemon/git-remote-daemon/watch"
+)
+
+func TestMapRef(t *testing.T) {
+	specs := parseRefspecs([]string{"+refs/heads/*:refs/remotes/origin/*", "^refs/heads/tmp/*",
+		"refs/notes/commits:refs/notes/origin", "refs/heads/x*y:refs/remotes/o/xy*", "bogus", ":refs/x"})
+	for ref, want := range map[string]string{
+		"refs/heads/main":    "refs/remotes/origin/main",
+		"refs/heads/a/b/c":   "refs/remotes/origin/a/b/c",
+		"refs/heads/tmp/foo": "",
+		"refs/notes/commits": "refs/notes/origin",
+		"refs/tags/v1":       "",
+	} {
+		got, ok := mapRef(specs, ref)
+		if ok != (want != "") || got != want {
+			t.Errorf("mapRef(%s) = %q, %v; want %q", ref, got, ok, want)
+		}
+	}
+}
+
+func TestDeriveKnown(t *testing.T) {
+	a, b := "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	remote := watch.Refs{"refs/heads/main": a, "refs/heads/dev": b, "refs/tags/v1": a, "refs/tags/v2": b}
+	local := watch.Refs{"refs/remotes/origin/main": a, "refs/remotes/origin/dev": a, "refs/tags/v1": a}
+	got := deriveKnown(remote, local, parseRefspecs([]string{"+refs/heads/*:refs/remotes/origin/*"}))
+	want := watch.Refs{"refs/heads/main": a, "refs/tags/v1": a}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("deriveKnown = %v, want %v", got, want)
+	}
+}
+
+func TestKnownRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	if _, ok, err := loadKnown(dir, "a/b"); ok || err != nil {
+		t.Fatalf("nothing saved yet: %v %v", ok, err)
+	}
+	refs := watch.Refs{"refs/heads/x": "0123456789abcdef0123456789abcdef01234567"}
+	if err := saveKnown(dir, "a/b", refs); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := loadKnown(dir, "a/b")
+	if !ok || err != nil || !got.Equal(refs) {
+		t.Fatalf("loadKnown = %v %v %v", got, ok, err)
+	}
+	forgetKnown(dir, "a/b")
+	if _, ok, _ := loadKnown(dir, "a/b"); ok {
+		t.Fatal("still known after forget")
+	}
+}
+
+func TestNewSHAs(t *testing.T) {
+	a := "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	got := newSHAs([]watch.Change{{Ref: "r1", New: a}, {Ref: "r2", New: a}, {Ref: "r3", Old: a}})
+	want := []string{a, "0000000000000000000000000000000000000000"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("newSHAs = %v", got)
+	}
+}
+
+func TestRejectedRefs(t *testing.T) {
+	out := "To ../up.git\n=\trefs/heads/a:refs/heads/a\t[up to date]\n!\trefs/heads/main:refs/heads/main\t[rejected] (fetch first)\nDone\n"
+	if got := rejectedRefs(out); got != "main [rejected] (fetch first)" {
+		t.Errorf("rejectedRefs = %q", got)
+	}
+}
