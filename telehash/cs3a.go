@@ -1,0 +1,182 @@
+package telehash
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io"
+
+	"golang.org/x/crypto/curve25519"
+	"golang.org/x/crypto/nacl/secretbox"
+	"golang.org/x/crypto/poly1305"
+	"golang.org/x/crypto/salsa20/salsa"
+)
+
+// Sizes of cipher set 3a fields (spec: e3x/cs/3a.md).
+const (
+	KeySize3a   = 32 // curve25519 public or secret key
+	NonceSize3a = 24 // secretbox nonce
+	MACSize3a   = poly1305.TagSize
+	// MessageOverhead3a is KEY + NONCE + secretbox tag + AUTH.
+	MessageOverhead3a = KeySize3a + NonceSize3a + secretbox.Overhead + MACSize3a
+)
+
+// Keypair is a cipher set 3a (crypto_box) key pair (spec: e3x/cs/3a.md
+// "Keys").
+type Keypair struct {
+	Public [KeySize3a]byte
+	Secret [KeySize3a]byte
+}
+
+// GenerateKeypair creates a crypto_box key pair from rnd (crypto/rand.Reader
+// in production), as crypto_box_keypair does.
+func GenerateKeypair(rnd io.Reader) (*Keypair, error) {
+	var kp Keypair
+	if _, err := io.ReadFull(rnd, kp.Secret[:]); err != nil {
+		return nil, fmt.Errorf("telehash: generating 3a key: %w", err)
+	}
+	pub, err := curve25519.X25519(kp.Secret[:], curve25519.Basepoint)
+	if err != nil {
+		return nil, fmt.Errorf("%w: deriving 3a public key: %v", ErrInvalidKey, err)
+	}
+	copy(kp.Public[:], pub)
+	return &kp, nil
+}
+
+// KeypairFromSecret rebuilds a key pair from its 32 byte secret.
+func KeypairFromSecret(secret []byte) (*Keypair, error) {
+	if len(secret) != KeySize3a {
+		return nil, fmt.Errorf("%w: 3a secret must be %d bytes, got %d", ErrInvalidKey, KeySize3a, len(secret))
+	}
+	var kp Keypair
+	copy(kp.Secret[:], secret)
+	pub, err := curve25519.X25519(kp.Secret[:], curve25519.Basepoint)
+	if err != nil {
+		return nil, fmt.Errorf("%w: deriving 3a public key: %v", ErrInvalidKey, err)
+	}
+	copy(kp.Public[:], pub)
+	return &kp, nil
+}
+
+// beforenm is NaCl crypto_box_beforenm: HSalsa20 over the X25519 shared
+// point. Unlike nacl/box.Precompute it rejects low-order public keys (an
+// all-zero shared point), which no honest peer sends.
+func beforenm(public, secret *[KeySize3a]byte) ([32]byte, error) {
+	var out [32]byte
+	shared, err := curve25519.X25519(secret[:], public[:])
+	if err != nil {
+		return out, fmt.Errorf("%w: %v", ErrInvalidKey, err)
+	}
+	var k [32]byte
+	copy(k[:], shared)
+	var zero [16]byte
+	salsa.HSalsa20(&out, &zero, &k, &salsa.Sigma)
+	return out, nil
+}
+
+// key32 converts a slice to a 32 byte key.
+func key32(b []byte) (*[KeySize3a]byte, error) {
+	if len(b) != KeySize3a {
+		return nil, fmt.Errorf("%w: 3a key must be %d bytes, got %d", ErrInvalidKey, KeySize3a, len(b))
+	}
+	var k [KeySize3a]byte
+	copy(k[:], b)
+	return &k, nil
+}
+
+// macKey3a derives the message AUTH key SHA256(NONCE || secret) where
+// secret = beforenm(remote endpoint key, local endpoint secret) (spec:
+// e3x/cs/3a.md "Message BODY").
+func macKey3a(nonce []byte, endpointSecret *[32]byte) *[32]byte {
+	h := sha256.New()
+	h.Write(nonce)
+	h.Write(endpointSecret[:])
+	var k [32]byte
+	h.Sum(k[:0])
+	return &k
+}
+
+// SealMessage3a encrypts a message BODY to remoteKey (spec: e3x/cs/3a.md
+// "Message BODY"): EPH || NONCE || secretbox(inner, NONCE, beforenm(remote,
+// ephSecret)) || poly1305(all previous bytes, SHA256(NONCE ||
+// beforenm(remote, localSecret))). eph is the exchange's ephemeral key
+// pair, kept for the exchange's lifetime so the first 16 bytes stay stable
+// (spec: e3x/messages.md "Stable Prefix"). rnd supplies the nonce.
+func SealMessage3a(rnd io.Reader, local, eph *Keypair, remoteKey []byte, inner []byte) ([]byte, error) {
+	remote, err := key32(remoteKey)
+	if err != nil {
+		return nil, err
+	}
+	n := MessageOverhead3a + len(inner)
+	if n > MaxPacketSize {
+		return nil, fmt.Errorf("%w: message of %d bytes", ErrTooLarge, n)
+	}
+	secret, err := beforenm(remote, &eph.Secret)
+	if err != nil {
+		return nil, err
+	}
+	endpoint, err := beforenm(remote, &local.Secret)
+	if err != nil {
+		return nil, err
+	}
+	var nonce [NonceSize3a]byte
+	if _, err := io.ReadFull(rnd, nonce[:]); err != nil {
+		return nil, fmt.Errorf("telehash: message nonce: %w", err)
+	}
+	body := make([]byte, 0, n)
+	body = append(body, eph.Public[:]...)
+	body = append(body, nonce[:]...)
+	body = secretbox.Seal(body, inner, &nonce, &secret)
+	var mac [MACSize3a]byte
+	poly1305.Sum(&mac, body, macKey3a(nonce[:], &endpoint))
+	return append(body, mac[:]...), nil
+}
+
+// OpenMessage3a decrypts a message BODY with the local endpoint secret
+// (spec: e3x/cs/3a.md "Message BODY") and returns the inner bytes and the
+// sender's ephemeral key. The AUTH value is not checked here: it needs the
+// sender's endpoint key, usually found inside the inner packet; call
+// VerifyMessage3a before trusting the result.
+func OpenMessage3a(local *Keypair, body []byte) (inner []byte, eph [KeySize3a]byte, err error) {
+	if len(body) > MaxPacketSize {
+		return nil, eph, fmt.Errorf("%w: message of %d bytes", ErrTooLarge, len(body))
+	}
+	if len(body) < MessageOverhead3a {
+		return nil, eph, fmt.Errorf("%w: 3a message of %d bytes is shorter than %d", ErrMalformed, len(body), MessageOverhead3a)
+	}
+	copy(eph[:], body[:KeySize3a])
+	var nonce [NonceSize3a]byte
+	copy(nonce[:], body[KeySize3a:KeySize3a+NonceSize3a])
+	secret, err := beforenm(&eph, &local.Secret)
+	if err != nil {
+		return nil, eph, fmt.Errorf("%w: ephemeral key: %w", ErrDecrypt, err)
+	}
+	inner, ok := secretbox.Open(nil, body[KeySize3a+NonceSize3a:len(body)-MACSize3a], &nonce, &secret)
+	if !ok {
+		return nil, eph, fmt.Errorf("%w: 3a message secretbox", ErrDecrypt)
+	}
+	return inner, eph, nil
+}
+
+// VerifyMessage3a checks the AUTH of a message BODY against the sender's
+// endpoint key (spec: e3x/cs/3a.md "Message BODY", implementers guide
+// "Sender Verification").
+func VerifyMessage3a(local *Keypair, remoteKey []byte, body []byte) error {
+	if len(body) < MessageOverhead3a || len(body) > MaxPacketSize {
+		return fmt.Errorf("%w: 3a message of %d bytes", ErrMalformed, len(body))
+	}
+	remote, err := key32(remoteKey)
+	if err != nil {
+		return err
+	}
+	endpoint, err := beforenm(remote, &local.Secret)
+	if err != nil {
+		return err
+	}
+	nonce := body[KeySize3a : KeySize3a+NonceSize3a]
+	var mac [MACSize3a]byte
+	copy(mac[:], body[len(body)-MACSize3a:])
+	if !poly1305.Verify(&mac, body[:len(body)-MACSize3a], macKey3a(nonce, &endpoint)) {
+		return fmt.Errorf("%w: 3a message AUTH", ErrDecrypt)
+	}
+	return nil
+}

@@ -1,0 +1,306 @@
+package telehash
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"math"
+	"sync"
+	"time"
+)
+
+// Exchange is the encryption state between the local identity and one
+// remote endpoint over cipher set 3a (spec: e3x/exchange.md): the local
+// ephemeral key pair and routing token, the handshake at value, the
+// session keys once a handshake was accepted, and channel id allocation.
+// It is safe for concurrent use. Transport concerns (cloaking, resending
+// handshakes at 1, 3, 7, 15 s, keepalives) belong to the caller.
+type Exchange struct {
+	rnd       io.Reader
+	local     *Identity
+	remoteKey [KeySize3a]byte
+	order     Order
+	eph       *Keypair
+	token     Token
+
+	mu          sync.Mutex
+	at          uint64
+	session     *Session3a
+	remoteEph   [KeySize3a]byte
+	remoteToken Token
+	remoteAt    uint64 // highest at received in the current session
+	nextCID     uint64
+}
+
+// NewExchange creates an exchange from local to the remote endpoint whose
+// 3a key is remoteKey. It generates the exchange ephemeral key pair, and
+// starts at from the current Unix time adjusted to the local order (as
+// telehash-js does). rnd is the randomness source; nil means crypto/rand.
+func NewExchange(rnd io.Reader, local *Identity, remoteKey []byte) (*Exchange, error) {
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	eph, err := GenerateKeypair(rnd)
+	if err != nil {
+		return nil, err
+	}
+	return newExchange(rnd, local, remoteKey, eph)
+}
+
+// newExchange builds an exchange around a given ephemeral key pair.
+func newExchange(rnd io.Reader, local *Identity, remoteKey []byte, eph *Keypair) (*Exchange, error) {
+	rk, err := key32(remoteKey)
+	if err != nil {
+		return nil, err
+	}
+	// Reject weak remote keys up front.
+	if _, err := beforenm(rk, &local.kp.Secret); err != nil {
+		return nil, err
+	}
+	x := &Exchange{rnd: rnd, local: local, remoteKey: *rk, eph: eph}
+	x.order = OrderOf(local.kp.Public[:], rk[:])
+	x.token, _ = TokenFromBody(eph.Public[:])
+	x.nextCID = uint64(x.order)
+	if x.at, err = AdjustAt(uint64(time.Now().Unix()), x.order); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// Order returns the local endpoint's order in this exchange.
+func (x *Exchange) Order() Order { return x.order }
+
+// Token returns the local routing token: the one the remote puts on
+// channel packets to us, SHA256(localEph[0:16])[0:16] (spec:
+// e3x/handshake.md "Routing Token").
+func (x *Exchange) Token() Token { return x.token }
+
+// RemoteKey returns the remote endpoint's 3a key.
+func (x *Exchange) RemoteKey() []byte { return append([]byte(nil), x.remoteKey[:]...) }
+
+// RemoteToken returns the remote routing token (put on outgoing channel
+// packets) and whether a session exists.
+func (x *Exchange) RemoteToken() (Token, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.remoteToken, x.session != nil
+}
+
+// HasSession reports whether a handshake was accepted.
+func (x *Exchange) HasSession() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.session != nil
+}
+
+// At returns the current at value.
+func (x *Exchange) At() uint64 {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.at
+}
+
+// SetAt sets the at value, adjusted up to the local order's parity, and
+// returns the value set.
+func (x *Exchange) SetAt(at uint64) (uint64, error) {
+	a, err := AdjustAt(at, x.order)
+	if err != nil {
+		return 0, err
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.at = a
+	return a, nil
+}
+
+// Resync raises at to a new value of local parity for a keepalive or a
+// new handshake (telehash-js link.sync: at+1, parity adjusted) and
+// returns it.
+func (x *Exchange) Resync() (uint64, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	a, err := AdjustAt(x.at+1, x.order)
+	if err != nil {
+		return 0, err
+	}
+	x.at = a
+	return a, nil
+}
+
+// Handshake returns a new encrypted link handshake message carrying the
+// current at (spec: e3x/handshake.md). Each call uses a fresh nonce;
+// resends should repeat the same bytes.
+func (x *Exchange) Handshake() ([]byte, error) {
+	at := x.At()
+	return SealHandshake(x.rnd, x.local, x.eph, x.remoteKey[:], at)
+}
+
+// SyncResult tells the caller what a received handshake changed.
+type SyncResult struct {
+	// InSync is true when the handshake carried our current at: no reply
+	// is needed. Otherwise the caller must reply with Handshake().
+	InSync bool
+	// NewSession is true when the handshake created a new session (new
+	// remote ephemeral key): channel ids restarted and open channels of
+	// the previous session must be failed (spec: e3x/channels.md "When a
+	// new exchange is established, it errors any OPEN channels").
+	NewSession bool
+	// Stale is true when the handshake carried a new ephemeral key with
+	// an at not above the current session's: it was ignored and at was
+	// raised; reply with Handshake() so a restarted peer can catch up.
+	Stale bool
+	// At is the exchange's at after processing.
+	At uint64
+}
+
+// Sync applies a handshake opened with OpenHandshake (spec:
+// e3x/handshake.md "Sequencing with at", "Routing Token"):
+//   - the handshake must come from the exchange's remote key;
+//   - a new remote ephemeral key starts a new session, unless its at is
+//     not above the highest at of the current session (a replay or a
+//     restarted peer): then the session is kept, at is raised and the
+//     caller replies, so a live peer answers with that fresh at and is
+//     accepted, while a replayed handshake cannot;
+//   - a higher at is adopted and must be answered with that value; an
+//     equal at means in sync; a lower one is answered with ours.
+func (x *Exchange) Sync(h *Handshake) (SyncResult, error) {
+	if h.CSID != CS3a || !bytes.Equal(h.Key, x.remoteKey[:]) {
+		return SyncResult{}, fmt.Errorf("%w: from %s", ErrKeyMismatch, h.Hashname)
+	}
+	if h.At == 0 || h.At > MaxAt {
+		return SyncResult{}, fmt.Errorf("%w: at %d", ErrMalformed, h.At)
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var res SyncResult
+	if x.session == nil || h.Ephemeral != x.remoteEph {
+		if x.session != nil && h.At <= x.remoteAt {
+			a, err := AdjustAt(max(x.at, x.remoteAt)+1, x.order)
+			if err != nil {
+				return SyncResult{}, err
+			}
+			x.at = a
+			return SyncResult{Stale: true, At: a}, nil
+		}
+		s, err := NewSession3a(x.eph, h.Ephemeral[:])
+		if err != nil {
+			return SyncResult{}, err
+		}
+		x.session, x.remoteEph, x.remoteToken = s, h.Ephemeral, h.Token
+		x.remoteAt = 0
+		x.nextCID = uint64(x.order)
+		res.NewSession = true
+	}
+	x.remoteAt = max(x.remoteAt, h.At)
+	switch {
+	case h.At == x.at:
+		res.InSync = true
+	case h.At > x.at:
+		x.at = h.At
+	}
+	res.At = x.at
+	return res, nil
+}
+
+// ReceiveHandshake opens a handshake message (uncloaked LOB bytes) and
+// applies it with Sync.
+func (x *Exchange) ReceiveHandshake(msg []byte) (*Handshake, SyncResult, error) {
+	h, err := OpenHandshake(x.local, msg)
+	if err != nil {
+		return nil, SyncResult{}, err
+	}
+	res, err := x.Sync(h)
+	return h, res, err
+}
+
+// NextChannelID allocates the next local channel id: odd from 1 for the
+// Odd endpoint, even from 2 for the Even one, increasing by 2 (spec:
+// e3x/channels.md "Channel IDs").
+func (x *Exchange) NextChannelID() (uint32, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.nextCID > math.MaxUint32 {
+		return 0, fmt.Errorf("%w: channel ids used up, a new exchange is needed", ErrExhausted)
+	}
+	c := uint32(x.nextCID)
+	x.nextCID += 2
+	return c, nil
+}
+
+// IsLocalChannel reports whether channel id c was (or would be) allocated
+// by the local endpoint, as telehash-js chan.isOut does.
+func (x *Exchange) IsLocalChannel(c uint32) bool { return c%2 == uint32(x.order)%2 }
+
+// SealChannel encrypts a channel inner packet (LOB bytes) into an outer
+// channel packet: LOB(no head, remoteToken || 3a channel BODY) (spec:
+// e3x/channels.md "Packet Encryption", notes "Channel packet").
+func (x *Exchange) SealChannel(inner []byte) ([]byte, error) {
+	x.mu.Lock()
+	s, tok := x.session, x.remoteToken
+	x.mu.Unlock()
+	if s == nil {
+		return nil, ErrNoSession
+	}
+	body, err := s.Seal(x.rnd, tok, inner)
+	if err != nil {
+		return nil, err
+	}
+	return EncodePacket(nil, body)
+}
+
+// OpenChannel decrypts an outer channel packet (uncloaked LOB bytes with
+// an empty head) carrying the local token and returns the inner bytes.
+func (x *Exchange) OpenChannel(outer []byte) ([]byte, error) {
+	p, err := DecodePacket(outer)
+	if err != nil {
+		return nil, fmt.Errorf("channel packet: %w", err)
+	}
+	if len(p.Head) != 0 {
+		return nil, fmt.Errorf("%w: channel packet with a %d byte head", ErrMalformed, len(p.Head))
+	}
+	if len(p.Body) < TokenSize {
+		return nil, fmt.Errorf("%w: channel packet of %d bytes", ErrMalformed, len(p.Body))
+	}
+	if !Token(p.Body[:TokenSize]).Equal(x.token) {
+		return nil, ErrWrongToken
+	}
+	x.mu.Lock()
+	s := x.session
+	x.mu.Unlock()
+	if s == nil {
+		return nil, ErrNoSession
+	}
+	return s.Open(p.Body)
+}
+
+// EncryptChannel encodes and encrypts a channel packet.
+func (x *Exchange) EncryptChannel(cp *ChannelPacket) ([]byte, error) {
+	inner, err := cp.EncodeChannelInner()
+	if err != nil {
+		return nil, err
+	}
+	return x.SealChannel(inner)
+}
+
+// DecryptChannel decrypts and decodes a channel packet.
+func (x *Exchange) DecryptChannel(outer []byte) (*ChannelPacket, error) {
+	inner, err := x.OpenChannel(outer)
+	if err != nil {
+		return nil, err
+	}
+	return DecodeChannelInner(inner)
+}
+
+// ChannelToken returns the routing token of an outer channel packet, for
+// dispatching it to its exchange (telehash-js mesh.receive routes by it).
+func ChannelToken(outer []byte) (Token, error) {
+	p, err := DecodePacket(outer)
+	if err != nil {
+		return Token{}, err
+	}
+	if len(p.Head) != 0 || len(p.Body) < TokenSize {
+		return Token{}, fmt.Errorf("%w: not a channel packet", ErrMalformed)
+	}
+	return Token(p.Body[:TokenSize]), nil
+}
