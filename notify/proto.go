@@ -1,0 +1,202 @@
+// Package notify is the far-side change notification protocol:
+// `git-remote-daemon notify-changes` runs next to the repositories (at the
+// other end of ssh, or in a th::/xmpp:: server), watches them with the
+// watch package, and streams their ref changes to the daemon.
+//
+// The protocol is line based. The server first prints a versioned banner,
+// so that anything a remote shell prints before it (rc files, motd) is
+// skipped. Several repositories are watched over one stream, each under
+// an id the client picks:
+//
+//	client                        server
+//	                              git-remote-daemon notify-changes 1
+//	WATCH <id> <path>
+//	                              REF <id> <sha> <ref>      (current refs...)
+//	                              READY <id>
+//	                              CHANGE <id> <sha> <ref>   (a batch of changes...)
+//	                              DELETE <id> <ref>
+//	                              END <id>                  (...ends here)
+//	                              ERROR <id> <text>         (the watch of id ended)
+//	UNWATCH <id>
+//	PING                          PONG
+//
+// The server exits when its input ends, or when nothing arrived for its
+// timeout: the client pings every few seconds, so a vanished client does
+// not leave the server running.
+package notify
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/git-remote-daemon/git-remote-daemon/protocol"
+)
+
+// Version is the protocol version in the banner.
+const Version = 1
+
+// BannerPrefix starts the banner line; the version follows.
+const BannerPrefix = "git-remote-daemon notify-changes "
+
+// Banner is the line the server prints first.
+var Banner = BannerPrefix + strconv.Itoa(Version)
+
+// MaxLine caps a line in either direction.
+const MaxLine = 16 << 10
+
+// ErrMalformed is wrapped by every parse error.
+var ErrMalformed = errors.New("malformed notify line")
+
+// Msg is one line of the protocol.
+type Msg struct {
+	Kind Kind
+	ID   string // the watch the line is about (not for PING/PONG)
+	SHA  string // REF, CHANGE
+	Ref  string // REF, CHANGE, DELETE
+	Path string // WATCH
+	Text string // ERROR
+}
+
+// Kind is a line's first word.
+type Kind string
+
+// The kinds of line.
+const (
+	Watch   Kind = "WATCH"
+	Unwatch Kind = "UNWATCH"
+	Ping    Kind = "PING"
+	Pong    Kind = "PONG"
+	Ref     Kind = "REF"
+	Ready   Kind = "READY"
+	Change  Kind = "CHANGE"
+	Delete  Kind = "DELETE"
+	End     Kind = "END"
+	Error   Kind = "ERROR"
+)
+
+// String renders the line without its newline.
+func (m Msg) String() string {
+	switch m.Kind {
+	case Ping, Pong:
+		return string(m.Kind)
+	case Watch:
+		return "WATCH " + m.ID + " " + m.Path
+	case Unwatch, Ready, End:
+		return string(m.Kind) + " " + m.ID
+	case Ref, Change:
+		return string(m.Kind) + " " + m.ID + " " + m.SHA + " " + m.Ref
+	case Delete:
+		return "DELETE " + m.ID + " " + m.Ref
+	case Error:
+		if text := protocol.OneLine(m.Text); text != "" {
+			return "ERROR " + m.ID + " " + text
+		}
+		return "ERROR " + m.ID
+	}
+	return string(m.Kind)
+}
+
+// Parse parses one line (without its newline).
+func Parse(line string) (Msg, error) {
+	if len(line) > MaxLine {
+		return Msg{}, fmt.Errorf("%w: line of %d bytes", ErrMalformed, len(line))
+	}
+	if strings.ContainsAny(line, "\r\n\x00") {
+		return Msg{}, fmt.Errorf("%w: control character in line", ErrMalformed)
+	}
+	verb, rest, _ := strings.Cut(line, " ")
+	m := Msg{Kind: Kind(verb)}
+	bad := func(why string) (Msg, error) {
+		return Msg{}, fmt.Errorf("%w: %s: %s", ErrMalformed, verb, why)
+	}
+	switch m.Kind {
+	case Ping, Pong:
+		if rest != "" || len(line) != len(verb) {
+			return bad("takes no arguments")
+		}
+		return m, nil
+	case Unwatch, Ready, End:
+		m.ID = rest
+	case Watch:
+		m.ID, m.Path, _ = strings.Cut(rest, " ")
+		if m.Path == "" {
+			return bad("missing path")
+		}
+	case Ref, Change:
+		var ok bool
+		m.ID, rest, _ = strings.Cut(rest, " ")
+		if m.SHA, m.Ref, ok = strings.Cut(rest, " "); !ok || !protocol.IsObjectName(m.SHA) {
+			return bad("want <id> <sha> <ref>")
+		}
+		if !validRef(m.Ref) {
+			return bad("bad ref name")
+		}
+	case Delete:
+		m.ID, m.Ref, _ = strings.Cut(rest, " ")
+		if !validRef(m.Ref) {
+			return bad("bad ref name")
+		}
+	case Error:
+		var hasText bool
+		m.ID, m.Text, hasText = strings.Cut(rest, " ")
+		if m.Text != protocol.OneLine(m.Text) || hasText && m.Text == "" {
+			return bad("text not on one line")
+		}
+	default:
+		return Msg{}, fmt.Errorf("%w: unknown verb %q", ErrMalformed, clip(verb))
+	}
+	// "*": an ERROR about no watch in particular.
+	if !validID(m.ID) && !(m.Kind == Error && m.ID == "*") {
+		return bad("bad id")
+	}
+	return m, nil
+}
+
+// validID accepts short ids of letters, digits and "-_.".
+func validID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// validRef accepts what git prints as a ref name: refs/..., no spaces or
+// control characters.
+func validRef(ref string) bool {
+	if !strings.HasPrefix(ref, "refs/") || len(ref) > 4096 {
+		return false
+	}
+	for _, r := range ref {
+		if r <= ' ' || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseBanner reports whether line is a banner, and its version.
+func ParseBanner(line string) (int, bool) {
+	v, ok := strings.CutPrefix(strings.TrimRight(line, "\r"), BannerPrefix)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, false
+	}
+	return n, true
+}
+
+func clip(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "..."
+	}
+	return s
+}
