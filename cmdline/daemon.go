@@ -12,15 +12,18 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/git-remote-daemon/git-remote-daemon/background"
 	"github.com/git-remote-daemon/git-remote-daemon/daemon"
+	"github.com/git-remote-daemon/git-remote-daemon/notify"
 	"github.com/git-remote-daemon/git-remote-daemon/protocol"
 	"github.com/git-remote-daemon/git-remote-daemon/transport"
 	"github.com/git-remote-daemon/git-remote-daemon/transport/local"
 	"github.com/git-remote-daemon/git-remote-daemon/transport/poll"
+	"github.com/git-remote-daemon/git-remote-daemon/transport/ssh"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
 )
 
@@ -61,6 +64,18 @@ func Daemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Commands: []*cli.Command{
 			{Name: "stop", Usage: "stop the background daemon of this repository", Action: stopCmd},
 			{Name: "status", Usage: "show the background daemon and each remote's transport, state, last change and last error", Action: statusCmd},
+			{
+				Name:      "notify-changes",
+				Usage:     "run on the far side of a remote (over ssh): stream the ref changes of repositories to the daemon",
+				ArgsUsage: "[PATH...]",
+				Description: "Speaks the notify protocol on stdin/stdout (see the notify package): a banner, then READY with\n" +
+					"the refs of each watched repository and a line per change. PATHs are resolved as git does\n" +
+					"(~, path, path.git, path/.git). Exits when stdin closes or the daemon's heartbeat stops.",
+				Flags: []cli.Flag{
+					&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "exit when nothing arrived from the daemon for this long"},
+				},
+				Action: notifyCmd,
+			},
 		},
 		ExitErrHandler: func(c *cli.Context, err error) {},
 	}
@@ -101,23 +116,24 @@ func newDaemon(ctx context.Context, c *cli.Context, out daemon.Emitter, statusFi
 		log.Warn("inotify unavailable; local remotes are polled", "err", err)
 		hub = nil
 	}
+	sshDialer := &ssh.Dialer{Logger: log}
 	reg := transport.Registry{
 		transport.Local: &local.Dialer{Hub: hub},
-		transport.SSH:   poll.Dialer{},
+		transport.SSH:   sshDialer,
 		transport.Other: poll.Dialer{},
+	}
+	cleanup := func() {
+		_ = sshDialer.Close()
+		if hub != nil {
+			hub.Close()
+		}
 	}
 	d, err := daemon.New(ctx, daemon.Options{Dir: dir(c), Transports: reg, Hub: hub, Out: out, Logger: log, StatusFile: statusFile})
 	if err != nil {
-		if hub != nil {
-			hub.Close()
-		}
+		cleanup()
 		return nil, nil, err
 	}
-	return d, func() {
-		if hub != nil {
-			hub.Close()
-		}
-	}, nil
+	return d, cleanup, nil
 }
 
 // stdoutEmitter writes protocol lines to stdout.
@@ -198,6 +214,26 @@ func runService(c *cli.Context) error {
 	err = d.Serve(ctx, cmds)
 	log.Info("stopped")
 	return err
+}
+
+// notifyCmd is the far side of ssh remotes.
+func notifyCmd(c *cli.Context) error {
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	defer stop()
+	log := logger(c)
+	hub, err := watch.NewHub(log)
+	if err != nil {
+		log.Warn("inotify unavailable; polling", "err", err)
+		hub = nil
+	} else {
+		defer hub.Close()
+	}
+	err = notify.Serve(ctx, c.App.Reader, c.App.Writer, notify.ServerOptions{
+		Hub: hub, Timeout: c.Duration("timeout"), Paths: c.Args().Slice(), Logger: log})
+	if err != nil {
+		return cli.Exit("notify-changes: "+err.Error(), 1)
+	}
+	return nil
 }
 
 // detach starts the background daemon and returns once it is up.

@@ -11,12 +11,12 @@ import (
 
 // fetch runs `git fetch <remote>`, with --prune when the remote deleted
 // refs (only remote-tracking refs are pruned, never local branches).
-func (d *Daemon) fetch(ctx context.Context, remote string, prune bool) error {
+func (d *Daemon) fetch(ctx context.Context, remote string, prune bool, env []string) error {
 	args := []string{"fetch", "--quiet"}
 	if prune {
 		args = append(args, "--prune")
 	}
-	_, err := gitOutput(ctx, d.repo.Dir, append(args, remote)...)
+	_, err := gitOutputEnv(ctx, d.repo.Dir, env, append(args, remote)...)
 	return err
 }
 
@@ -108,14 +108,14 @@ func (d *Daemon) worktreeBranches(ctx context.Context) (map[string]string, error
 // branch of the same name: `git push <remote> refs/heads/*:refs/heads/*`.
 // Nothing is forced: a push that is not a fast-forward is rejected by git
 // and reported.
-func (d *Daemon) push(ctx context.Context, remote string, cfg *gitcfg.Config) error {
+func (d *Daemon) push(ctx context.Context, remote string, cfg *gitcfg.Config, env []string) error {
 	args := []string{"push", "--quiet", "--porcelain", remote}
 	_, hasPush := cfg.Get("remote." + remote + ".push")
 	mirror, _ := cfg.Bool("remote."+remote+".mirror", false)
 	if !hasPush && !mirror {
 		args = append(args, "refs/heads/*:refs/heads/*")
 	}
-	out, err := gitOutput(ctx, d.repo.Dir, args...)
+	out, err := gitOutputEnv(ctx, d.repo.Dir, env, args...)
 	if err != nil {
 		if rejected := rejectedRefs(out); rejected != "" {
 			return fmt.Errorf("rejected: %s", rejected)

@@ -52,9 +52,14 @@ func FindRepo(ctx context.Context, dir string) (Repo, error) {
 // gitOutput runs git in dir and returns its stdout and, on failure, an
 // error carrying its stderr.
 func gitOutput(ctx context.Context, dir string, args ...string) (string, error) {
+	return gitOutputEnv(ctx, dir, nil, args...)
+}
+
+// gitOutputEnv is gitOutput with env added to git's environment.
+func gitOutputEnv(ctx context.Context, dir string, env []string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
-	cmd.Env = gitEnv()
+	cmd.Env = append(gitEnv(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

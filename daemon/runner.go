@@ -29,6 +29,7 @@ type runner struct {
 	kick   chan struct{} // reconnect now, skipping the backoff
 
 	mu          sync.Mutex
+	watcher     transport.Watcher
 	watched     bool
 	connected   bool
 	connectedAt time.Time
@@ -73,7 +74,7 @@ func (r *runner) start(parent context.Context) {
 			}
 		}
 	}
-	r.watched = w != nil
+	r.watched, r.watcher = w != nil, w
 	if !r.watched {
 		r.d.book.update(name, func(s *RemoteStatus) { s.State = StateNotWatched })
 	}
@@ -287,7 +288,7 @@ func (r *runner) act(ctx context.Context, req *actionReq) {
 	}
 	switch r.cfg.Action {
 	case gitcfg.ActionFetch, gitcfg.ActionPull:
-		if err := r.d.fetch(ctx, name, req.prune); err != nil {
+		if err := r.d.fetch(ctx, name, req.prune, r.gitEnv()); err != nil {
 			fail("fetch", err)
 			return
 		}
@@ -323,7 +324,7 @@ func (r *runner) act(ctx context.Context, req *actionReq) {
 
 func (r *runner) push(ctx context.Context) {
 	name := r.cfg.Name
-	if err := r.d.push(ctx, name, r.d.config()); err != nil {
+	if err := r.d.push(ctx, name, r.d.config(), r.gitEnv()); err != nil {
 		if ctx.Err() != nil {
 			r.d.pushes.request(name) // interrupted by PAUSE: push after RESUME
 			return
@@ -332,4 +333,12 @@ func (r *runner) push(ctx context.Context) {
 		return
 	}
 	r.d.emit(protocol.Status{Remote: name, Text: "pushed"})
+}
+
+// gitEnv lets git commands for the remote share the watcher's connection.
+func (r *runner) gitEnv() []string {
+	if ge, ok := r.watcher.(transport.GitEnver); ok {
+		return ge.GitEnv()
+	}
+	return nil
 }

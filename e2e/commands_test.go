@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/git-remote-daemon/git-remote-daemon/internal/sshtest"
 )
 
 // waitLimit bounds every wait in a script; it is a hang guard, not a
@@ -26,6 +28,7 @@ func commands() map[string]func(ts *testscript.TestScript, neg bool, args []stri
 		"daemon":  cmdDaemon,
 		"waitref": cmdWaitRef,
 		"signal":  cmdSignal,
+		"sshd":    sshtest.Cmd,
 	}
 }
 
@@ -50,7 +53,7 @@ func env(ts *testscript.TestScript) []string {
 	var out []string
 	for _, k := range []string{"HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_NOSYSTEM", "GIT_AUTHOR_NAME",
 		"GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_TERMINAL_PROMPT", "PATH", "TMPDIR",
-		"GIT_REMOTE_DAEMON_DEBUG"} {
+		"GIT_REMOTE_DAEMON_DEBUG", "GIT_SSH_COMMAND", "GIT_SSH", "GIT_SSH_VARIANT"} {
 		if v := ts.Getenv(k); v != "" {
 			out = append(out, k+"="+v)
 		}
@@ -65,6 +68,7 @@ func env(ts *testscript.TestScript) []string {
 //	daemon expect REGEXP       wait for an output line matching REGEXP, after the last one matched
 //	! daemon expect REGEXP D   no such line comes within duration D
 //	daemon count N REGEXP      exactly N lines so far match
+//	daemon seen FILE           every object name in FILE was in a CHANGED line
 //	daemon close               close stdin; it must exit 0
 //	daemon kill                kill it
 func cmdDaemon(ts *testscript.TestScript, neg bool, args []string) {
@@ -137,6 +141,18 @@ func cmdDaemon(ts *testscript.TestScript, neg bool, args []string) {
 		daemons.Delete(ts)
 		if (d.err == nil) == neg {
 			ts.Fatalf("daemon exit: %v; stderr:\n%s", d.err, tail(d.stderr.String(), 40))
+		}
+	case "seen":
+		// daemon seen FILE: every object name in FILE is in a CHANGED line
+		data, err := os.ReadFile(ts.MkAbs(args[1]))
+		ts.Check(err)
+		d.mu.Lock()
+		all := strings.Join(d.lines, "\n")
+		d.mu.Unlock()
+		for _, sha := range strings.Fields(string(data)) {
+			if !regexp.MustCompile(`(?m)^CHANGED \S+ .*` + sha).MatchString(all) {
+				ts.Fatalf("%s never reported; output:\n%s", sha, d.output())
+			}
 		}
 	case "kill":
 		_ = d.cmd.Process.Kill()

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -53,6 +54,13 @@ func setup(env *testscript.Env) error {
 		return err
 	}
 	env.Defer(func() { killBackground(home) })
+	// GRD is the daemon's absolute path, for remote.<name>.daemonCommand:
+	// sshd's sessions do not get this test's PATH.
+	grd, err := exec.LookPath("git-remote-daemon")
+	if err != nil {
+		return err
+	}
+	env.Setenv("GRD", grd)
 	return nil
 }
 

@@ -101,6 +101,13 @@ type Watcher interface {
 	Watch(ctx context.Context, fn func(watch.Update) error) error
 }
 
+// GitEnver is implemented by watchers whose connection the git commands
+// run for the remote (fetch, push) can share; GitEnv returns the
+// environment to add to them, or nil.
+type GitEnver interface {
+	GitEnv() []string
+}
+
 // Env is what a transport may use to build a watcher.
 type Env struct {
 	// Dir is the local repository's top directory (work tree, or git

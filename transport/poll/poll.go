@@ -67,15 +67,28 @@ type watcher struct {
 }
 
 func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error {
-	refs, err := w.list(ctx)
+	list := func(ctx context.Context) (watch.Refs, error) { return List(ctx, w.dir, w.remote, nil) }
+	return Run(ctx, w.every, list, func(u watch.Update) error {
+		err := fn(u)
+		if u.Changes == nil {
+			w.env.Report.Status(fmt.Sprintf("polling every %s", w.every))
+		}
+		return err
+	})
+}
+
+// Run lists refs every period and reports like watch.Watch: the refs
+// after the first listing, then each change. It returns nil when ctx
+// ends, or the listing's or fn's error.
+func Run(ctx context.Context, every time.Duration, list func(context.Context) (watch.Refs, error), fn func(watch.Update) error) error {
+	refs, err := list(ctx)
 	if err != nil {
 		return err
 	}
-	w.env.Report.Status(fmt.Sprintf("polling every %s", w.every))
 	if err := fn(watch.Update{Refs: refs}); err != nil {
 		return err
 	}
-	t := time.NewTicker(w.every)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -83,7 +96,7 @@ func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error 
 			return nil
 		case <-t.C:
 		}
-		now, err := w.list(ctx)
+		now, err := list(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -99,12 +112,13 @@ func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error 
 	}
 }
 
-// list runs `git ls-remote --refs <remote>`, which honours the remote's
-// whole configuration (insteadOf, uploadpack, credentials, ssh command).
-func (w *watcher) list(ctx context.Context) (watch.Refs, error) {
-	cmd := exec.CommandContext(ctx, "git", "ls-remote", "--refs", w.remote)
-	cmd.Dir = w.dir
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
+// List runs `git ls-remote --refs <remote>` in dir, which honours the
+// remote's whole configuration (insteadOf, uploadpack, credentials, ssh
+// command); env is added to git's environment.
+func List(ctx context.Context, dir, remote string, env []string) (watch.Refs, error) {
+	cmd := exec.CommandContext(ctx, "git", "ls-remote", "--refs", remote)
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), "GIT_TERMINAL_PROMPT=0"), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
