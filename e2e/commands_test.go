@@ -69,6 +69,8 @@ func env(ts *testscript.TestScript) []string {
 //	! daemon expect REGEXP D   no such line comes within duration D
 //	daemon count N REGEXP      exactly N lines so far match
 //	daemon seen FILE           every object name in FILE was in a CHANGED line
+//	daemon wait-count N RE     wait until at least N lines match
+//	daemon procs NAME MAX      1..MAX processes named NAME run below the daemon
 //	daemon close               close stdin; it must exit 0
 //	daemon kill                kill it
 func cmdDaemon(ts *testscript.TestScript, neg bool, args []string) {
@@ -120,16 +122,8 @@ func cmdDaemon(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("bad count: %v", err)
 		}
 		re := regexp.MustCompile("^(?:" + args[2] + ")$")
-		d.mu.Lock()
-		n := 0
-		for _, l := range d.lines {
-			if re.MatchString(l) {
-				n++
-			}
-		}
-		d.mu.Unlock()
-		if (n == want) == neg {
-			ts.Fatalf("%d lines match %q (want %d); output:\n%s", n, args[2], want, d.output())
+		if n := d.countMatching(re); (n == want) == neg {
+			ts.Fatalf("%d lines match %q (want %d); output:\n%s", d.countMatching(re), args[2], want, d.output())
 		}
 	case "close":
 		d.stdin.Close()
@@ -141,6 +135,33 @@ func cmdDaemon(ts *testscript.TestScript, neg bool, args []string) {
 		daemons.Delete(ts)
 		if (d.err == nil) == neg {
 			ts.Fatalf("daemon exit: %v; stderr:\n%s", d.err, tail(d.stderr.String(), 40))
+		}
+	case "wait-count":
+		// daemon wait-count N REGEXP: wait until at least N lines match
+		if len(args) != 3 {
+			ts.Fatalf("usage: daemon wait-count N REGEXP")
+		}
+		want, err := strconv.Atoi(args[1])
+		ts.Check(err)
+		re := regexp.MustCompile("^(?:" + args[2] + ")$")
+		deadline := time.Now().Add(waitLimit)
+		for d.countMatching(re) < want {
+			if time.Now().After(deadline) {
+				ts.Fatalf("%d lines match %q after %s, want %d; output:\n%s", d.countMatching(re), args[2], waitLimit, want, d.output())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	case "procs":
+		// daemon procs NAME MAX: at most MAX processes named NAME run under the daemon
+		if len(args) != 3 {
+			ts.Fatalf("usage: daemon procs NAME MAX")
+		}
+		max, err := strconv.Atoi(args[2])
+		ts.Check(err)
+		n := countDescendants(d.cmd.Process.Pid, args[1])
+		ts.Logf("%d %s processes under the daemon", n, args[1])
+		if n > max || n == 0 {
+			ts.Fatalf("%d %s processes under the daemon, want 1..%d", n, args[1], max)
 		}
 	case "seen":
 		// daemon seen FILE: every object name in FILE is in a CHANGED line
@@ -227,6 +248,60 @@ func (d *fg) await(re *regexp.Regexp, limit time.Duration) (string, bool) {
 			return "", false
 		}
 	}
+}
+
+func (d *fg) countMatching(re *regexp.Regexp) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, l := range d.lines {
+		if re.MatchString(l) {
+			n++
+		}
+	}
+	return n
+}
+
+// countDescendants counts the processes named name below pid.
+func countDescendants(pid int, name string) int {
+	parent := map[int]int{}
+	comm := map[int]string{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(stat)
+		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || close < open {
+			continue
+		}
+		f := strings.Fields(s[close+1:])
+		if len(f) < 2 {
+			continue
+		}
+		pp, _ := strconv.Atoi(f[1])
+		parent[p], comm[p] = pp, s[open+1:close]
+	}
+	n := 0
+	for p, c := range comm {
+		if c != name {
+			continue
+		}
+		for q := parent[p]; q > 1; q = parent[q] {
+			if q == pid {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 // scan looks for a line matching re after the cursor and moves past it.

@@ -146,6 +146,14 @@ func (s *Server) writeKnownHostsTo(name string) error {
 
 // writeSSHDConfig writes sshd_config for the current Port and checks it
 // with `sshd -t`.
+//
+// SetEnv SHLVL=1 keeps bash from sourcing the login user's ~/.bashrc for
+// remote commands (Debian's bash does so only when SSH_CLIENT is set and
+// the shell level is below 2). Tests log in as root, whose ~/.bashrc on
+// these machines runs `pyenv init`: its rehash lock, left behind by a
+// session a test kills, makes every later login wait 60 s. What a remote
+// shell prints before the banner is tested on purpose instead (noise in
+// remote.<name>.daemonCommand).
 func (s *Server) writeSSHDConfig() error {
 	cfg := fmt.Sprintf(`# written by sshtest
 ListenAddress 127.0.0.1
@@ -161,6 +169,7 @@ KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
 PermitUserEnvironment no
 AcceptEnv GIT_PROTOCOL
+SetEnv SHLVL=1
 MaxStartups 100
 MaxSessions 100
 UseDNS no

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -13,7 +14,7 @@ var servers sync.Map // *testscript.TestScript -> *Server
 
 // Cmd is a testscript command driving one Server per script:
 //
-//	sshd start | stop | restart | kill-connections | pause | resume | new-host-key | trust-host-key | log
+//	sshd start | stop | restart | kill-connections | pause | resume | new-host-key | trust-host-key | log | wait-idle
 //
 // `sshd start` starts a Server (stopped and removed at the end of the
 // script via ts.Defer) and sets in the script's environment SSHD_PORT,
@@ -28,7 +29,7 @@ func Cmd(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("unsupported: ! sshd")
 	}
 	if len(args) != 1 {
-		ts.Fatalf("usage: sshd start|stop|restart|kill-connections|pause|resume|new-host-key|trust-host-key|log")
+		ts.Fatalf("usage: sshd start|stop|restart|kill-connections|pause|resume|new-host-key|trust-host-key|log|wait-idle")
 	}
 	if args[0] == "start" {
 		if _, ok := servers.Load(ts); ok {
@@ -74,6 +75,15 @@ func Cmd(ts *testscript.TestScript, neg bool, args []string) {
 		err = s.trustHostKey()
 	case "log":
 		_, err = fmt.Fprintln(ts.Stdout(), s.Log())
+	case "wait-idle":
+		// every connection closed: nothing runs below the listener
+		deadline := time.Now().Add(ReadyTimeout)
+		for len(s.Pids()) > 1 {
+			if time.Now().After(deadline) {
+				ts.Fatalf("sshd wait-idle: %d processes still run below the listener after %s", len(s.Pids())-1, ReadyTimeout)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	default:
 		ts.Fatalf("sshd: unknown subcommand %q", args[0])
 	}

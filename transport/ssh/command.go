@@ -102,15 +102,23 @@ func (s sshCommand) args(t target, opts []string, remoteCmd string) ([]string, e
 
 // cmd returns the command running the ssh program with args, in a
 // process group of its own so that kill (below) also ends the ssh that a
-// shell command started.
+// shell command started, and killed by the kernel should the daemon die
+// without cleaning up (an ssh master would otherwise live on).
 func (s sshCommand) cmd(args ...string) *exec.Cmd {
 	var c *exec.Cmd
 	if s.shell != "" {
-		c = exec.Command("sh", append([]string{"-c", s.shell + ` "$@"`, s.shell}, args...)...)
+		// As git runs it, but with exec where that is safe, so the
+		// kill-on-death below reaches ssh itself.
+		line := s.shell + ` "$@"`
+		if first, _, _ := strings.Cut(strings.TrimSpace(s.shell), " "); !strings.Contains(first, "=") &&
+			!strings.ContainsAny(s.shell, ";&|()<>`$\\{}\n") {
+			line = "exec " + line
+		}
+		c = exec.Command("sh", append([]string{"-c", line, s.shell}, args...)...)
 	} else {
 		c = exec.Command(s.program, args...)
 	}
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	c.WaitDelay = 2 * time.Second
 	return c
 }
