@@ -133,6 +133,9 @@ func Stop(p Paths, timeout time.Duration) (int, error) {
 	return pid, fmt.Errorf("pid %d did not exit within %s; killed", pid, timeout)
 }
 
+// MaxLog is the size past which a start rotates the log.
+const MaxLog = 10 << 20
+
 // ReadyFDEnv names the environment variable through which a detaching
 // parent passes the file descriptor its child reports readiness on.
 const ReadyFDEnv = "GIT_REMOTE_DAEMON_READY_FD"
@@ -144,6 +147,11 @@ const ReadyFDEnv = "GIT_REMOTE_DAEMON_READY_FD"
 func Detach(ctx context.Context, p Paths, exe, argv0 string, args []string, dir string) (int, error) {
 	if err := os.MkdirAll(p.Dir, 0o755); err != nil {
 		return 0, err
+	}
+	// Keep one old log: a log past MaxLog starts over, the old one kept
+	// as daemon.log.1.
+	if fi, err := os.Stat(p.Log); err == nil && fi.Size() > MaxLog {
+		_ = os.Rename(p.Log, p.Log+".1")
 	}
 	logf, err := os.OpenFile(p.Log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {

@@ -69,3 +69,17 @@ func TestRejectedRefs(t *testing.T) {
 		t.Errorf("rejectedRefs = %q", got)
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://me:s3cret@example.org/r.git": "https://me:xxxxx@example.org/r.git",
+		"https://me@example.org/r.git":        "https://me@example.org/r.git",
+		"ssh://git@host:22/r":                 "ssh://git@host:22/r",
+		"/srv/r.git":                          "/srv/r.git",
+		"https://a:b@host":                    "https://a:xxxxx@host",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -53,7 +53,7 @@ func (r *runner) start(parent context.Context) {
 	r.cancel = cancel
 	name := r.cfg.Name
 	r.d.book.update(name, func(s *RemoteStatus) {
-		s.URL, s.Transport, s.State = r.cfg.URL, string(r.kind), StateConnecting
+		s.URL, s.Transport, s.State = redactURL(r.cfg.URL), string(r.kind), StateConnecting
 	})
 	if r.cfg.Err != nil {
 		r.d.book.update(name, func(s *RemoteStatus) { s.State = StateNotWatched })

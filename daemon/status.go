@@ -164,6 +164,30 @@ func (r Report) Print(w io.Writer, now time.Time) error {
 	return tw.Flush()
 }
 
+// redactURL hides a password in a URL's user information
+// (https://user:secret@host/ shows as https://user:xxxxx@host/): the
+// status file is readable by others.
+func redactURL(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	auth, tail, hasPath := strings.Cut(rest, "/")
+	at := strings.LastIndex(auth, "@")
+	if at < 0 {
+		return u
+	}
+	user, _, hasPass := strings.Cut(auth[:at], ":")
+	if !hasPass {
+		return u
+	}
+	out := scheme + "://" + user + ":xxxxx" + auth[at:]
+	if hasPath {
+		out += "/" + tail
+	}
+	return out
+}
+
 func ago(now, t time.Time) string {
 	d := now.Sub(t).Round(time.Second)
 	if d < 0 {
