@@ -150,11 +150,15 @@ func (d *Daemon) handle(m protocol.Message) {
 		d.book.setPaused(false)
 		d.startAllLocked()
 	case protocol.Push:
-		if !d.hasRemoteLocked(m.Remote) {
+		rc, ok := d.remote(m.Remote)
+		switch {
+		case !ok:
 			d.emit(protocol.Error{Remote: m.Remote, Text: "PUSH: no such remote"})
-			return
+		case rc.Err != nil:
+			d.emit(protocol.Error{Remote: m.Remote, Text: "PUSH: " + rc.Err.Error()})
+		default:
+			d.pushes.request(m.Remote)
 		}
-		d.pushes.request(m.Remote)
 	case protocol.Reload:
 		d.reloadLocked()
 	default:
@@ -162,13 +166,14 @@ func (d *Daemon) handle(m protocol.Message) {
 	}
 }
 
-func (d *Daemon) hasRemoteLocked(name string) bool {
+// remote returns the configuration of the named remote.
+func (d *Daemon) remote(name string) (gitcfg.Remote, bool) {
 	for _, r := range d.config().Remotes() {
 		if r.Name == name {
-			return true
+			return r, true
 		}
 	}
-	return false
+	return gitcfg.Remote{}, false
 }
 
 // emit sends a message out and records it in the status book.
