@@ -65,6 +65,13 @@ func Daemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			{Name: "stop", Usage: "stop the background daemon of this repository", Action: stopCmd},
 			{Name: "status", Usage: "show the background daemon and each remote's transport, state, last change and last error", Action: statusCmd},
 			{
+				Name:  "address",
+				Usage: "print the th:: URLs by which other nodes reach this one, one per line",
+				Description: "Outside a repository: the user identity's URL (hashname and key). Inside one: the\n" +
+					"repository's identity with each path it listens on (remotedaemon.thListen).",
+				Action: addressCmd,
+			},
+			{
 				Name:      "notify-changes",
 				Usage:     "run on the far side of a remote (over ssh): stream the ref changes of repositories to the daemon",
 				ArgsUsage: "[PATH...]",
@@ -132,6 +139,15 @@ func newDaemon(ctx context.Context, c *cli.Context, out daemon.Emitter, statusFi
 	if err != nil {
 		cleanup()
 		return nil, nil, err
+	}
+	node, err := startTH(ctx, d.Repo(), hub, log)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	if node != nil {
+		closeHub := cleanup
+		cleanup = func() { node.Close(); closeHub() }
 	}
 	return d, cleanup, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +30,7 @@ func commands() map[string]func(ts *testscript.TestScript, neg bool, args []stri
 		"waitref": cmdWaitRef,
 		"signal":  cmdSignal,
 		"sshd":    sshtest.Cmd,
+		"udpport": cmdUDPPort,
 	}
 }
 
@@ -392,4 +394,16 @@ func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	ts.Check(err)
 	ts.Check(syscall.Kill(pid, sig))
+}
+
+// cmdUDPPort sets VAR to a free UDP port on 127.0.0.1: udpport VAR
+func cmdUDPPort(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: udpport VAR")
+	}
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	ts.Check(err)
+	port := c.LocalAddr().(*net.UDPAddr).Port
+	ts.Check(c.Close())
+	ts.Setenv(args[0], strconv.Itoa(port))
 }

@@ -18,6 +18,7 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"git-remote-daemon": func() { os.Exit(cmdline.Daemon(os.Args, os.Stdin, os.Stdout, os.Stderr)) },
+		"git-remote-th":     func() { os.Exit(cmdline.TH(os.Args, os.Stdin, os.Stdout, os.Stderr)) },
 	})
 }
 

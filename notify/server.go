@@ -26,6 +26,10 @@ type ServerOptions struct {
 	Paths []string
 	// MaxWatches caps the repositories watched at once (default 10000).
 	MaxWatches int
+	// Resolve maps a WATCH path to a git directory; nil resolves it as
+	// git does (watch.FindGitDir). A server for one repository (a th::
+	// node) pins every path to it.
+	Resolve func(path string) (string, error)
 	// Logger receives logs (stderr); nil discards them.
 	Logger *slog.Logger
 }
@@ -189,7 +193,11 @@ func (s *server) stopAll() {
 
 // run watches one repository and streams its refs and changes.
 func (s *server) run(ctx context.Context, id, path string) error {
-	gitDir, err := watch.FindGitDir(path)
+	resolve := s.opts.Resolve
+	if resolve == nil {
+		resolve = watch.FindGitDir
+	}
+	gitDir, err := resolve(path)
 	if err != nil {
 		return err
 	}

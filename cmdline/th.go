@@ -1,0 +1,85 @@
+package cmdline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/git-remote-daemon/git-remote-daemon/gitcfg"
+	"github.com/git-remote-daemon/git-remote-daemon/helper"
+	"github.com/git-remote-daemon/git-remote-daemon/telehash"
+	"github.com/git-remote-daemon/git-remote-daemon/thaddr"
+	"github.com/git-remote-daemon/git-remote-daemon/thnode"
+)
+
+// TH is git-remote-th, the git remote helper for th:: URLs: git runs it
+// as `git-remote-th <remote> <address>` and it carries git's pack
+// protocol over telehash to the node at the address, whose daemon runs
+// the real git upload-pack/receive-pack. It returns the exit status.
+func TH(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "fatal: git-remote-th: "+format+"\n", a...)
+		return 128
+	}
+	if len(args) != 3 {
+		return fail("usage: git-remote-th <remote> <th address> (git runs it for th:: URLs)")
+	}
+	remote, url := args[1], args[2]
+	addr, err := thaddr.Parse(url)
+	if err != nil {
+		return fail("%v", err)
+	}
+	level := slog.LevelWarn
+	if os.Getenv("GIT_REMOTE_DAEMON_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	path, err := thnode.IdentityPath()
+	if err != nil {
+		return fail("%v", err)
+	}
+	id, err := thnode.LoadOrCreate(path)
+	if err != nil {
+		return fail("identity: %v", err)
+	}
+	// remotedaemon.thLinkTimeout bounds the wait for a node that does
+	// not answer (an unauthorized node gets no answer at all).
+	var linkTimeout time.Duration
+	if cfg, err := gitcfg.Read(ctx, "."); err == nil {
+		if v, ok := cfg.Get("remotedaemon.thlinktimeout"); ok {
+			if linkTimeout, err = time.ParseDuration(v); err != nil || linkTimeout <= 0 {
+				return fail("remotedaemon.thLinkTimeout: bad duration %q", v)
+			}
+		}
+	}
+	node, err := thnode.Start(ctx, thnode.Options{Identity: id, Listen: thnode.ListenFor(addr), Logger: log, LinkTimeout: linkTimeout,
+		// We only dial: the peer we link to answers on our link.
+		Allow: func(h telehash.Hashname) bool { return h == addr.Hashname }})
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer node.Close()
+	err = helper.Run(ctx, helper.Config{
+		Stdin: stdin, Stdout: stdout, Stderr: stderr, Remote: remote, URL: url, Logger: log,
+		Dial: func(ctx context.Context, req helper.Request) (helper.Conn, error) {
+			return node.Dial(ctx, addr, thnode.ServiceGit)
+		},
+	})
+	var ee *helper.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.Code
+	}
+	return 128 // helper.Run printed the "fatal:" line
+}
