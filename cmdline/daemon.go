@@ -24,6 +24,7 @@ import (
 	"github.com/git-remote-daemon/git-remote-daemon/transport/local"
 	"github.com/git-remote-daemon/git-remote-daemon/transport/poll"
 	"github.com/git-remote-daemon/git-remote-daemon/transport/ssh"
+	"github.com/git-remote-daemon/git-remote-daemon/transport/th"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
 )
 
@@ -124,9 +125,11 @@ func newDaemon(ctx context.Context, c *cli.Context, out daemon.Emitter, statusFi
 		hub = nil
 	}
 	sshDialer := &ssh.Dialer{Logger: log}
+	thDialer := &th.Dialer{}
 	reg := transport.Registry{
 		transport.Local: &local.Dialer{Hub: hub},
 		transport.SSH:   sshDialer,
+		transport.TH:    thDialer,
 		transport.Other: poll.Dialer{},
 	}
 	cleanup := func() {
@@ -146,6 +149,7 @@ func newDaemon(ctx context.Context, c *cli.Context, out daemon.Emitter, statusFi
 		return nil, nil, err
 	}
 	if node != nil {
+		thDialer.SetNode(node)
 		closeHub := cleanup
 		cleanup = func() { node.Close(); closeHub() }
 	}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/git-remote-daemon/git-remote-daemon/daemon"
 	"github.com/git-remote-daemon/git-remote-daemon/gitcfg"
 	"github.com/git-remote-daemon/git-remote-daemon/helper"
 	"github.com/git-remote-daemon/git-remote-daemon/telehash"
@@ -43,34 +44,52 @@ func TH(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	path, err := thnode.IdentityPath()
+	// The identity: the user's, or the repository's own when git runs us
+	// in a repository configured so (remotedaemon.thIdentity).
+	cfg, err := gitcfg.Read(ctx, ".")
 	if err != nil {
-		return fail("%v", err)
+		cfg, _ = gitcfg.Parse(nil)
 	}
-	id, err := thnode.LoadOrCreate(path)
+	var repo *daemon.Repo
+	if r, err := daemon.FindRepo(ctx, "."); err == nil {
+		repo = &r
+	}
+	id, err := thIdentity(cfg, repo)
 	if err != nil {
 		return fail("identity: %v", err)
 	}
 	// remotedaemon.thLinkTimeout bounds the wait for a node that does
 	// not answer (an unauthorized node gets no answer at all).
 	var linkTimeout time.Duration
-	if cfg, err := gitcfg.Read(ctx, "."); err == nil {
-		if v, ok := cfg.Get("remotedaemon.thlinktimeout"); ok {
-			if linkTimeout, err = time.ParseDuration(v); err != nil || linkTimeout <= 0 {
-				return fail("remotedaemon.thLinkTimeout: bad duration %q", v)
-			}
+	if v, ok := cfg.Get("remotedaemon.thlinktimeout"); ok {
+		if linkTimeout, err = time.ParseDuration(v); err != nil || linkTimeout <= 0 {
+			return fail("remotedaemon.thLinkTimeout: bad duration %q", v)
 		}
 	}
-	node, err := thnode.Start(ctx, thnode.Options{Identity: id, Listen: thnode.ListenFor(addr), Logger: log, LinkTimeout: linkTimeout,
-		// We only dial: the peer we link to answers on our link.
-		Allow: func(h telehash.Hashname) bool { return h == addr.Hashname }})
-	if err != nil {
-		return fail("%v", err)
-	}
-	defer node.Close()
+	var node *thnode.Node
+	defer func() {
+		if node != nil {
+			node.Close()
+		}
+	}()
 	err = helper.Run(ctx, helper.Config{
 		Stdin: stdin, Stdout: stdout, Stderr: stderr, Remote: remote, URL: url, Logger: log,
 		Dial: func(ctx context.Context, req helper.Request) (helper.Conn, error) {
+			// A daemon running with our identity lends its node.
+			c, err := thnode.DialLocal(ctx, id.Hashname(), addr, thnode.ServiceGit)
+			if err == nil {
+				return c, nil
+			}
+			if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ECONNREFUSED) {
+				return nil, err
+			}
+			node, err = thnode.Start(ctx, thnode.Options{Identity: id, Listen: thnode.ListenFor(addr), Logger: log,
+				LinkTimeout: linkTimeout,
+				// We only dial: the node we link to answers on our link.
+				Allow: func(h telehash.Hashname) bool { return h == addr.Hashname }})
+			if err != nil {
+				return nil, err
+			}
 			return node.Dial(ctx, addr, thnode.ServiceGit)
 		},
 	})

@@ -46,6 +46,15 @@ func authorized(ctx context.Context, dir string) map[telehash.Hashname]bool {
 	if err != nil {
 		return out
 	}
+	for _, a := range thRemotes(cfg) {
+		out[a.Hashname] = true
+	}
+	return out
+}
+
+// thRemotes returns the nodes named by the th:: remotes' URLs.
+func thRemotes(cfg *gitcfg.Config) []thaddr.Addr {
+	var out []thaddr.Addr
 	for _, r := range cfg.Remotes() {
 		for _, u := range cfg.GetAll("remote." + r.Name + ".url") {
 			u = cfg.RewriteURL(u, false)
@@ -53,23 +62,33 @@ func authorized(ctx context.Context, dir string) map[telehash.Hashname]bool {
 				continue
 			}
 			if a, err := thaddr.Parse(u); err == nil {
-				out[a.Hashname] = true
+				out = append(out, a)
 			}
 		}
 	}
 	return out
 }
 
-// startTH serves the repository on telehash when remotedaemon.thListen is
-// set; nil otherwise.
+// startTH starts the repository's telehash node when
+// remotedaemon.thListen is set (it then serves the repository there) or a
+// th:: remote exists (to watch it, on an ephemeral port); nil otherwise.
 func startTH(ctx context.Context, repo daemon.Repo, hub *watch.Hub, log *slog.Logger) (*thnode.Node, error) {
 	cfg, err := gitcfg.Read(ctx, repo.Dir)
 	if err != nil {
 		return nil, err
 	}
-	listen, ok := cfg.Get("remotedaemon.thlisten")
-	if !ok || listen == "" {
-		return nil, nil
+	listen, _ := cfg.Get("remotedaemon.thlisten")
+	if listen == "" {
+		remotes := thRemotes(cfg)
+		if len(remotes) == 0 {
+			return nil, nil
+		}
+		listen = "127.0.0.1:0"
+		for _, a := range remotes {
+			if thnode.ListenFor(a) != listen {
+				listen = "0.0.0.0:0"
+			}
+		}
 	}
 	id, err := thIdentity(cfg, &repo)
 	if err != nil {
@@ -79,6 +98,9 @@ func startTH(ctx context.Context, repo daemon.Repo, hub *watch.Hub, log *slog.Lo
 		Allow: func(h telehash.Hashname) bool { return authorized(ctx, repo.Dir)[h] }})
 	if err != nil {
 		return nil, fmt.Errorf("remotedaemon.thListen %s: %w", listen, err)
+	}
+	if err := node.ServeLocal(ctx); err != nil {
+		log.Warn("cannot lend the node to git-remote-th", "err", err)
 	}
 	log.Info("serving on telehash", "hashname", id.Hashname(), "udp", node.Mesh.Addr())
 	return node, nil

@@ -48,7 +48,13 @@ type fg struct {
 	more   chan struct{}
 }
 
-var daemons sync.Map // *testscript.TestScript -> *fg
+// daemons holds the running daemons by script and name.
+var daemons sync.Map // daemonKey -> *fg
+
+type daemonKey struct {
+	ts   *testscript.TestScript
+	name string
+}
 
 // env is the environment a script's commands see.
 func env(ts *testscript.TestScript) []string {
@@ -63,7 +69,8 @@ func env(ts *testscript.TestScript) []string {
 	return out
 }
 
-// cmdDaemon drives `git-remote-daemon --foreground`:
+// cmdDaemon drives `git-remote-daemon --foreground` (several at once
+// when named with -n NAME before the verb):
 //
 //	daemon start [args...]     start it in the current directory
 //	daemon send LINE           write LINE to its stdin
@@ -76,14 +83,18 @@ func env(ts *testscript.TestScript) []string {
 //	daemon close               close stdin; it must exit 0
 //	daemon kill                kill it
 func cmdDaemon(ts *testscript.TestScript, neg bool, args []string) {
+	key := daemonKey{ts: ts}
+	if len(args) > 1 && args[0] == "-n" {
+		key.name, args = args[1], args[2:]
+	}
 	if len(args) == 0 {
-		ts.Fatalf("usage: daemon start|send|expect|count|close|kill ...")
+		ts.Fatalf("usage: daemon [-n NAME] start|send|expect|count|close|kill ...")
 	}
 	if args[0] == "start" {
-		startDaemon(ts, args[1:])
+		startDaemon(ts, key, args[1:])
 		return
 	}
-	v, ok := daemons.Load(ts)
+	v, ok := daemons.Load(key)
 	if !ok {
 		ts.Fatalf("daemon %s: no daemon started", args[0])
 	}
@@ -134,7 +145,7 @@ func cmdDaemon(ts *testscript.TestScript, neg bool, args []string) {
 		case <-time.After(waitLimit):
 			ts.Fatalf("daemon did not exit within %s after stdin closed", waitLimit)
 		}
-		daemons.Delete(ts)
+		daemons.Delete(key)
 		if (d.err == nil) == neg {
 			ts.Fatalf("daemon exit: %v; stderr:\n%s", d.err, tail(d.stderr.String(), 40))
 		}
@@ -180,14 +191,14 @@ func cmdDaemon(ts *testscript.TestScript, neg bool, args []string) {
 	case "kill":
 		_ = d.cmd.Process.Kill()
 		<-d.done
-		daemons.Delete(ts)
+		daemons.Delete(key)
 	default:
 		ts.Fatalf("daemon: unknown verb %q", args[0])
 	}
 }
 
-func startDaemon(ts *testscript.TestScript, args []string) {
-	if _, ok := daemons.Load(ts); ok {
+func startDaemon(ts *testscript.TestScript, key daemonKey, args []string) {
+	if _, ok := daemons.Load(key); ok {
 		ts.Fatalf("daemon already started")
 	}
 	cmd := exec.Command("git-remote-daemon", append([]string{"--foreground"}, args...)...)
@@ -225,13 +236,14 @@ func startDaemon(ts *testscript.TestScript, args []string) {
 		d.err = cmd.Wait()
 		close(d.done)
 	}()
-	daemons.Store(ts, d)
+	daemons.Store(key, d)
+	dir := cmd.Dir
 	ts.Defer(func() {
-		if v, ok := daemons.LoadAndDelete(ts); ok {
+		if v, ok := daemons.LoadAndDelete(key); ok {
 			_ = v.(*fg).cmd.Process.Kill()
 			<-v.(*fg).done
 		}
-		_ = os.WriteFile(filepath.Join(ts.MkAbs("."), "daemon.stderr"), []byte(d.stderr.String()), 0o644)
+		_ = os.WriteFile(filepath.Join(dir, "daemon.stderr"), []byte(d.stderr.String()), 0o644)
 	})
 }
 

@@ -1,0 +1,122 @@
+// Package th watches th:: remotes: it opens a "notify" stream to the
+// remote node (over the daemon's telehash node) and follows its refs with
+// the notify protocol, as the ssh transport does over ssh.
+package th
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/git-remote-daemon/git-remote-daemon/gitcfg"
+	"github.com/git-remote-daemon/git-remote-daemon/notify"
+	"github.com/git-remote-daemon/git-remote-daemon/thaddr"
+	"github.com/git-remote-daemon/git-remote-daemon/thnode"
+	"github.com/git-remote-daemon/git-remote-daemon/transport"
+	"github.com/git-remote-daemon/git-remote-daemon/watch"
+)
+
+// Dialer makes th watchers over the daemon's node, set once it runs.
+type Dialer struct {
+	mu   sync.Mutex
+	node *thnode.Node
+}
+
+var _ transport.Dialer = (*Dialer)(nil)
+
+// SetNode gives the dialer the daemon's node.
+func (d *Dialer) SetNode(n *thnode.Node) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.node = n
+}
+
+func (d *Dialer) getNode() *thnode.Node {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.node
+}
+
+// NewWatcher returns a watcher of the th:: remote r.
+func (d *Dialer) NewWatcher(r gitcfg.Remote, env transport.Env) (transport.Watcher, error) {
+	a, err := thaddr.Parse(r.URL)
+	if err != nil {
+		return nil, err
+	}
+	return &watcher{d: d, addr: a, env: env}, nil
+}
+
+type watcher struct {
+	d    *Dialer
+	addr thaddr.Addr
+	env  transport.Env
+}
+
+// PingEvery and DeadAfter: as for ssh, a silent peer is given up on.
+const (
+	PingEvery = 3 * time.Second
+	DeadAfter = 10 * time.Second
+)
+
+func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error {
+	node := w.d.getNode()
+	if node == nil {
+		return errors.New("no telehash node (set remotedaemon.thListen)")
+	}
+	// A URL with only a hashname: wait until that node links to us.
+	for !w.addr.Reachable() && !node.Mesh.Up(w.addr.Hashname) {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	s, err := node.Dial(ctx, w.addr, thnode.ServiceNotify)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer s.Close()
+	c, err := notify.NewClient(s, s)
+	if err != nil {
+		return fmt.Errorf("%s: %w", w.addr.Hashname, err)
+	}
+	sub, err := c.Watch("w1", ".")
+	if err != nil {
+		return err
+	}
+	ping := time.NewTicker(PingEvery)
+	defer ping.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.Abort("closed")
+			return nil
+		case <-ping.C:
+			if time.Since(c.LastReceived()) > DeadAfter {
+				s.Abort("no answer")
+				return fmt.Errorf("%s: no answer for %s", w.addr.Hashname, DeadAfter)
+			}
+			if err := c.Ping(); err != nil {
+				return err
+			}
+		case e, ok := <-sub.Events():
+			if !ok {
+				if err := c.Err(); err != nil {
+					return err
+				}
+				return errors.New("watch ended")
+			}
+			if e.Err != nil {
+				return e.Err
+			}
+			if err := fn(e.Update); err != nil {
+				return err
+			}
+		}
+	}
+}
