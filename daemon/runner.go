@@ -179,6 +179,7 @@ func jitter(d time.Duration) time.Duration {
 // are not lost); afterwards, with those last reported.
 func (r *runner) update(ctx context.Context, u watch.Update) error {
 	name := r.cfg.Name
+	u.Refs = r.fetched(u.Refs)
 	r.mu.Lock()
 	first := !r.connected
 	r.mu.Unlock()
@@ -211,6 +212,24 @@ func (r *runner) update(ctx context.Context, u watch.Update) error {
 	}
 	r.poke()
 	return nil
+}
+
+// fetched keeps the refs a fetch from the remote brings: those its fetch
+// refspecs map, and tags (which git follows). A change to anything else
+// (a peer's own remote-tracking refs, say) is not the user's business.
+// Without fetch refspecs every ref counts.
+func (r *runner) fetched(refs watch.Refs) watch.Refs {
+	specs := parseRefspecs(r.d.config().GetAll("remote." + r.cfg.Name + ".fetch"))
+	if len(specs) == 0 {
+		return refs
+	}
+	out := make(watch.Refs, len(refs))
+	for ref, sha := range refs {
+		if _, ok := mapRef(specs, ref); ok || strings.HasPrefix(ref, "refs/tags/") {
+			out[ref] = sha
+		}
+	}
+	return out
 }
 
 // known returns the refs last acted on, or derives them from the
