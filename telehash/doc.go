@@ -1,6 +1,7 @@
-// Package telehash implements the core of Telehash v3 (E3X) as spoken by
-// telehash-js 0.4.18: base32, hashnames, LOB packets, cloaking, cipher set
-// 3a, identities, link handshakes, exchanges and channel packets.
+// Package telehash implements Telehash v3 (E3X) as spoken by telehash-js
+// 0.4.18: base32, hashnames, LOB packets, cloaking, cipher set 3a,
+// identities, link handshakes, exchanges and channel packets, and on top
+// of them a UDP endpoint (Mesh) with reliable channels and streams.
 //
 // The specification lives in shared/specs/telehash-v3; where it disagrees
 // with telehash-js on the wire, this package follows telehash-js (see the
@@ -10,10 +11,59 @@
 // sentinel errors (ErrMalformed, ErrTooLarge, ErrUnsupported, ErrDecrypt,
 // ...) and never panics. Decoded packets may alias the caller's buffer.
 //
-// Interop: testdata/telehash_js_vectors.json holds packets made by
-// telehash-js (testdata/gen_vectors.js) that the tests decode;
+// # Mesh
+//
+// NewMesh binds a UDP socket and keeps one Exchange per peer hashname.
+// Every datagram is cloaked (transports/udp.md). Link handshakes to a
+// peer's paths (resent at 1, 3, 7 and 15 s, given up at 30 s); a peer
+// that was not linked and handshakes to us is answered only if
+// MeshOptions.Allow admits its hashname — otherwise nothing at all is
+// sent back. Garbage, unknown tokens and failed decryptions are dropped
+// before any per-peer state is touched and counted in Stats. Links are
+// kept alive with a handshake every Keepalive (30 s), declared down after
+// LinkTimeout without any packet (OnLink reports changes, channels fail
+// with ErrLinkDown), and re-linked: a linked peer that is down gets a
+// handshake every Keepalive, and a restarted peer (new ephemeral key, any
+// at) is taken up as a new session, failing the old session's channels
+// with ErrSessionReset.
+//
+// # Channels
+//
+// OpenChannel and Handle open and accept channels (e3x/channels.md);
+// types without a handler are refused with err "unknown type" as in
+// telehash-js. Reliable channels (e3x/reliable.md) carry seq, ack and
+// miss, deliver in order, resend what the receiver lists as missing
+// (plus ack+1, which telehash-js omits), resend on a timeout (RFC 6298
+// estimate, 200 ms to 2 s) and fail with err "timeout" after
+// ChannelTimeout (10 s) without progress. A clean close needs end from
+// both sides; err aborts at once.
+//
+// Flow control: the ack is the highest seq received in order (queued for
+// the application); the last miss entry advertises the highest seq the
+// receive buffer accepts, which shrinks while the application does not
+// read. Senders start with a window of 50 packets (telehash-js drops
+// anything more than 50 past its ack) and adopt the window a receiver
+// advertises: Window (1024 packets) between two Meshes. Within it a
+// Reno-style congestion window (slow start, halving on loss, partial-ack
+// recovery) paces the sender, and a closed window is probed. Datagrams
+// stay within MaxDatagramSize (1400 bytes).
+//
+// # Streams
+//
+// Stream adapts a reliable channel to io.ReadWriteCloser with CloseWrite.
+// It is the telehash "stream" channel type (channels/stream.md) as
+// telehash-js implements it: StreamChunk-byte packets, "frag":true on all
+// but the last packet of each Write; received bodies are concatenated.
+//
+// # Interop
+//
+// testdata/telehash_js_vectors.json holds packets made by telehash-js
+// (testdata/gen_vectors.js) that the tests decode;
 // testdata/go_vectors.json holds packets made here that
-// testdata/check_go_vectors.js checks with telehash-js. TestLiveTelehashJS
-// links with a live telehash-js peer over UDP on 127.0.0.1 when
-// TELEHASH_JS_NODE_PATH names its node_modules; otherwise it is skipped.
+// testdata/check_go_vectors.js checks with telehash-js.
+// TestLiveTelehashJS and TestMeshTelehashJS (testdata/js_mesh_peer.js:
+// links both ways, reliable echo channel, streams both ways) run a live
+// telehash-js peer over UDP on 127.0.0.1 when TELEHASH_JS_NODE_PATH names
+// its node_modules; otherwise they are skipped (they fail instead under
+// GRD_REQUIRE_PEERS=1).
 package telehash

@@ -1,0 +1,447 @@
+package telehash
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Errors reported by Mesh, links and channels.
+var (
+	// ErrMeshClosed reports use of a closed Mesh.
+	ErrMeshClosed = errors.New("telehash: mesh closed")
+	// ErrLinkTimeout reports a link whose handshakes got no answer.
+	ErrLinkTimeout = errors.New("telehash: link handshake timed out")
+	// ErrLinkDown reports a link that stopped answering.
+	ErrLinkDown = errors.New("telehash: link down")
+	// ErrSessionReset reports channels of a session replaced by a new one
+	// (the peer restarted).
+	ErrSessionReset = errors.New("telehash: session reset by peer")
+	// ErrUnknownPeer reports a channel to a peer never linked.
+	ErrUnknownPeer = errors.New("telehash: unknown peer")
+	// ErrChannelTimeout reports a reliable channel whose packets were not
+	// acknowledged in time (telehash-js err "timeout").
+	ErrChannelTimeout = errors.New("telehash: channel timeout")
+	// ErrChannelClosed reports use of a closed channel or a write after end.
+	ErrChannelClosed = errors.New("telehash: channel closed")
+)
+
+// ChannelError is an "err" received from the peer on a channel.
+type ChannelError struct{ Msg string }
+
+func (e *ChannelError) Error() string { return "telehash: channel error from peer: " + e.Msg }
+
+// Path is a network path to a peer (spec: transports/udp.md "Path JSON").
+// Only "udp4" and "udp6" are used.
+type Path struct {
+	Type string `json:"type"`
+	IP   string `json:"ip"`
+	Port int    `json:"port"`
+}
+
+// LinkInfo is what a Mesh needs to link to a peer (spec: link.md "JSON"):
+// its keys (base32 by CSID, a "3a" key is required) and paths.
+type LinkInfo struct {
+	Keys  map[string]string `json:"keys"`
+	Paths []Path            `json:"paths"`
+}
+
+// MeshOptions configure a Mesh. Zero values select the defaults.
+type MeshOptions struct {
+	// Listen is the UDP address to bind, e.g. "127.0.0.1:0" (default).
+	Listen string
+	// Allow decides whether a peer that handshakes to us and was not
+	// linked with Link is answered at all; unauthorized peers get no
+	// packet back. nil allows no unknown peer.
+	Allow func(Hashname) bool
+	// OnLink is called when a link comes up or goes down. It runs on a
+	// mesh goroutine and must not block.
+	OnLink func(peer Hashname, up bool)
+	// Logger receives debug logs; nil discards them.
+	Logger *slog.Logger
+	// Keepalive is the keepalive handshake interval (default 30 s, spec:
+	// transports/udp.md "Timeout").
+	Keepalive time.Duration
+	// LinkTimeout marks a link down when nothing was received from the
+	// peer for that long (default 2.5 x Keepalive).
+	LinkTimeout time.Duration
+	// HandshakeTimeout is how long Link resends handshakes (at 1, 3, 7
+	// and 15 s) before giving up (default 30 s, spec: e3x/handshake.md).
+	HandshakeTimeout time.Duration
+	// ChannelTimeout fails a reliable channel whose oldest unacknowledged
+	// packet stays unacknowledged that long (default 10 s, as telehash-js).
+	ChannelTimeout time.Duration
+	// Window is the receive buffer of reliable channels in packets, which
+	// the receiver advertises as the last "miss" entry (default 1024).
+	// Senders start at 50 packets, what telehash-js accepts.
+	Window int
+	// MaxChannels caps the open channels per peer (default 64); each
+	// reliable channel may buffer Window packets each way.
+	MaxChannels int
+	// SocketBuffer is the UDP socket buffer size requested (default 4 MiB).
+	SocketBuffer int
+	// Rand is the randomness source (default crypto/rand.Reader).
+	Rand io.Reader
+}
+
+func (o *MeshOptions) setDefaults() {
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:0"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Keepalive <= 0 {
+		o.Keepalive = 30 * time.Second
+	}
+	if o.LinkTimeout <= 0 {
+		o.LinkTimeout = o.Keepalive * 5 / 2
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 30 * time.Second
+	}
+	if o.ChannelTimeout <= 0 {
+		o.ChannelTimeout = 10 * time.Second
+	}
+	if o.Window <= 0 {
+		o.Window = 1024
+	}
+	o.Window = max(o.Window, 8)
+	if o.MaxChannels <= 0 {
+		o.MaxChannels = 64
+	}
+	if o.SocketBuffer <= 0 {
+		o.SocketBuffer = 4 << 20
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+}
+
+// Stats counts dropped packets and other events, for tests and metrics.
+type Stats struct {
+	Received, Sent       uint64 // datagrams
+	DropMalformed        uint64 // not a cloaked LOB packet, too large, bad head
+	DropUnknownToken     uint64 // channel packet for no exchange
+	DropDecrypt          uint64 // failed decryption or authentication
+	DropUnauthorized     uint64 // handshake from a peer Allow refused
+	DropHandshake        uint64 // valid handshake that could not be applied
+	DropChannel          uint64 // channel packet for no channel, or invalid
+	DropOverflow         uint64 // reliable packet beyond the receive window
+	Retransmits          uint64 // reliable packets resent
+	Timeouts             uint64 // reliable retransmission timeouts
+	Duplicates           uint64 // reliable packets received twice
+	HandshakesSent       uint64
+	ChannelsOpened       uint64
+	ChannelsAccepted     uint64
+	UnreliableQueueDrops uint64
+}
+
+type meshStats struct {
+	received, sent, dropMalformed, dropUnknownToken, dropDecrypt, dropUnauthorized,
+	dropHandshake, dropChannel, dropOverflow, retransmits, timeouts, duplicates, handshakesSent,
+	channelsOpened, channelsAccepted, unreliableQueueDrops atomic.Uint64
+}
+
+// Mesh is a local telehash endpoint on one UDP socket: it keeps one
+// Exchange per peer hashname, answers and resends handshakes, keeps links
+// alive, and carries channels (spec: mesh.md, link.md, e3x/channels.md,
+// e3x/reliable.md). It is safe for concurrent use.
+type Mesh struct {
+	id   *Identity
+	opts MeshOptions
+	log  *slog.Logger
+	conn *net.UDPConn
+	addr netip.AddrPort
+
+	mu       sync.Mutex
+	peers    map[Hashname]*peer
+	tokens   map[Token]*peer
+	handlers map[string]func(*Channel)
+	closed   bool
+
+	stats  meshStats
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewMesh binds opts.Listen and starts serving. Close releases it.
+func NewMesh(ctx context.Context, id *Identity, opts MeshOptions) (*Mesh, error) {
+	if id == nil {
+		return nil, fmt.Errorf("%w: nil identity", ErrInvalidIdentity)
+	}
+	opts.setDefaults()
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("telehash: mesh listen: %w", err)
+	}
+	conn := pc.(*net.UDPConn)
+	_ = conn.SetReadBuffer(opts.SocketBuffer)
+	_ = conn.SetWriteBuffer(opts.SocketBuffer)
+	m := &Mesh{
+		id: id, opts: opts, log: opts.Logger, conn: conn,
+		addr:     conn.LocalAddr().(*net.UDPAddr).AddrPort(),
+		peers:    make(map[Hashname]*peer),
+		tokens:   make(map[Token]*peer),
+		handlers: make(map[string]func(*Channel)),
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.wg.Add(2)
+	go m.readLoop()
+	go m.monitor()
+	return m, nil
+}
+
+// Addr returns the bound UDP address.
+func (m *Mesh) Addr() netip.AddrPort { return m.addr }
+
+// Hashname returns the local hashname.
+func (m *Mesh) Hashname() Hashname { return m.id.Hashname() }
+
+// LinkInfo returns the local link information (keys and bound path).
+func (m *Mesh) LinkInfo() LinkInfo {
+	typ := "udp4"
+	if m.addr.Addr().Unmap().Is6() {
+		typ = "udp6"
+	}
+	return LinkInfo{Keys: m.id.Keys(), Paths: []Path{{Type: typ, IP: m.addr.Addr().Unmap().String(), Port: int(m.addr.Port())}}}
+}
+
+// Stats returns a snapshot of the counters.
+func (m *Mesh) Stats() Stats {
+	s := &m.stats
+	return Stats{
+		Received: s.received.Load(), Sent: s.sent.Load(),
+		DropMalformed: s.dropMalformed.Load(), DropUnknownToken: s.dropUnknownToken.Load(),
+		DropDecrypt: s.dropDecrypt.Load(), DropUnauthorized: s.dropUnauthorized.Load(),
+		DropHandshake: s.dropHandshake.Load(), DropChannel: s.dropChannel.Load(),
+		DropOverflow: s.dropOverflow.Load(), Retransmits: s.retransmits.Load(),
+		Timeouts: s.timeouts.Load(), Duplicates: s.duplicates.Load(),
+		HandshakesSent: s.handshakesSent.Load(), ChannelsOpened: s.channelsOpened.Load(),
+		ChannelsAccepted: s.channelsAccepted.Load(), UnreliableQueueDrops: s.unreliableQueueDrops.Load(),
+	}
+}
+
+// Handle registers the handler of incoming channels of type typ; it runs
+// on its own goroutine for each channel. Channels of types without a
+// handler are refused with err "unknown type", as telehash-js does.
+func (m *Mesh) Handle(typ string, h func(*Channel)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if h == nil {
+		delete(m.handlers, typ)
+		return
+	}
+	m.handlers[typ] = h
+}
+
+// Close stops the mesh: every channel fails with ErrMeshClosed.
+func (m *Mesh) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	peers := make([]*peer, 0, len(m.peers))
+	for _, p := range m.peers {
+		peers = append(peers, p)
+	}
+	m.mu.Unlock()
+	m.cancel()
+	for _, p := range peers {
+		p.failChannels(ErrMeshClosed)
+	}
+	err := m.conn.Close()
+	m.wg.Wait()
+	return err
+}
+
+// writeTo sends one datagram.
+func (m *Mesh) writeTo(b []byte, to netip.AddrPort) error {
+	if !to.IsValid() {
+		return fmt.Errorf("telehash: no path to peer")
+	}
+	if _, err := m.conn.WriteToUDPAddrPort(b, to); err != nil {
+		return fmt.Errorf("telehash: send: %w", err)
+	}
+	m.stats.sent.Add(1)
+	return nil
+}
+
+// readLoop reads and dispatches datagrams until the socket is closed.
+func (m *Mesh) readLoop() {
+	defer m.wg.Done()
+	buf := make([]byte, maxReadDatagram+1+cloakSpare)
+	for {
+		n, from, err := m.conn.ReadFromUDPAddrPort(buf[:maxReadDatagram+1])
+		if err != nil {
+			if m.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			m.log.Debug("telehash: read", "err", err)
+			continue
+		}
+		m.stats.received.Add(1)
+		if n > maxReadDatagram {
+			m.stats.dropMalformed.Add(1)
+			continue
+		}
+		m.receive(buf[:n], from)
+	}
+}
+
+// receive handles one datagram; b is reused by the caller afterwards.
+func (m *Mesh) receive(b []byte, from netip.AddrPort) {
+	pkt, err := uncloakInPlace(b)
+	if err != nil || len(pkt) < 2 {
+		m.stats.dropMalformed.Add(1)
+		return
+	}
+	switch hl := int(pkt[0])<<8 | int(pkt[1]); hl {
+	case 0:
+		m.receiveChannel(pkt, from)
+	case 1:
+		m.receiveHandshake(pkt, from)
+	default:
+		m.stats.dropMalformed.Add(1)
+	}
+}
+
+// receiveChannel routes a channel packet by its token, decrypts it in
+// place and hands it to the peer.
+func (m *Mesh) receiveChannel(pkt []byte, from netip.AddrPort) {
+	if len(pkt) < 2+TokenSize {
+		m.stats.dropMalformed.Add(1)
+		return
+	}
+	m.mu.Lock()
+	p := m.tokens[Token(pkt[2:2+TokenSize])]
+	m.mu.Unlock()
+	if p == nil {
+		m.stats.dropUnknownToken.Add(1)
+		return
+	}
+	inner, err := p.x.openChannelFast(pkt)
+	if err != nil {
+		m.stats.dropDecrypt.Add(1)
+		return
+	}
+	ip, err := decodeInner(inner)
+	if err != nil {
+		m.stats.dropChannel.Add(1)
+		return
+	}
+	p.received(from)
+	p.receiveChannel(ip)
+}
+
+// receiveHandshake authenticates a handshake, applies the Allow policy
+// and syncs the peer's exchange.
+func (m *Mesh) receiveHandshake(pkt []byte, from netip.AddrPort) {
+	h, err := OpenHandshake(m.id, pkt)
+	if err != nil {
+		m.stats.dropDecrypt.Add(1)
+		return
+	}
+	if h.Hashname == m.id.Hashname() {
+		m.stats.dropHandshake.Add(1)
+		return
+	}
+	m.mu.Lock()
+	p := m.peers[h.Hashname]
+	allow := m.opts.Allow
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return
+	}
+	if (p == nil || !p.isLinked()) && (allow == nil || !allow(h.Hashname)) {
+		m.stats.dropUnauthorized.Add(1)
+		m.log.Debug("telehash: unauthorized handshake", "from", h.Hashname)
+		return
+	}
+	if p == nil {
+		if p, err = m.peer(h.Hashname, h.Key); err != nil {
+			m.stats.dropHandshake.Add(1)
+			return
+		}
+	}
+	p.handshake(h, from)
+}
+
+// peer returns the peer for hn, creating it (and its exchange) with the
+// remote 3a key.
+func (m *Mesh) peer(hn Hashname, key []byte) (*peer, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrMeshClosed
+	}
+	if p := m.peers[hn]; p != nil {
+		return p, nil
+	}
+	x, err := NewExchange(m.opts.Rand, m.id, key)
+	if err != nil {
+		return nil, err
+	}
+	p := newPeer(m, hn, x)
+	m.peers[hn] = p
+	m.tokens[x.Token()] = p
+	return p, nil
+}
+
+// lookup returns the peer for hn or nil.
+func (m *Mesh) lookup(hn Hashname) *peer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.peers[hn]
+}
+
+// handler returns the handler for typ.
+func (m *Mesh) handler(typ string) func(*Channel) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.handlers[typ]
+}
+
+// monitor runs keepalives, link-down detection and re-linking.
+func (m *Mesh) monitor() {
+	defer m.wg.Done()
+	tick := min(m.opts.Keepalive, m.opts.LinkTimeout) / 4
+	tick = max(tick, 10*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case now := <-t.C:
+			m.mu.Lock()
+			peers := make([]*peer, 0, len(m.peers))
+			for _, p := range m.peers {
+				peers = append(peers, p)
+			}
+			m.mu.Unlock()
+			for _, p := range peers {
+				p.tick(now)
+			}
+		}
+	}
+}
+
+// Up reports whether the link to peer is up.
+func (m *Mesh) Up(peer Hashname) bool {
+	p := m.lookup(peer)
+	return p != nil && p.isUp()
+}

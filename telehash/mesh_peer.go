@@ -1,0 +1,325 @@
+package telehash
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// handshakeSchedule is when Link sends a handshake, from its start (spec:
+// e3x/handshake.md "Resend/Timeout": resent at 1, 3, 7 and 15 s).
+var handshakeSchedule = []time.Duration{0, time.Second, 3 * time.Second, 7 * time.Second, 15 * time.Second}
+
+// peer is the mesh state of one remote hashname: its exchange, path,
+// link status and channels.
+type peer struct {
+	m  *Mesh
+	hn Hashname
+	x  *Exchange
+
+	addr     atomic.Pointer[netip.AddrPort] // current path
+	lastRecv atomic.Int64                   // unix nanos of the last authenticated packet
+
+	mu      sync.Mutex
+	linked  bool // Link was called: always allowed, re-linked while down
+	paths   []netip.AddrPort
+	up      bool
+	upWake  chan struct{} // closed and replaced when the link comes up
+	lastKA  time.Time     // last keepalive or re-link handshake
+	downAt  time.Time
+	chans   map[uint32]*Channel
+	removed bool
+	// closedRemote lists recently closed remote channel ids.
+	closedRemote []uint32
+}
+
+func newPeer(m *Mesh, hn Hashname, x *Exchange) *peer {
+	return &peer{m: m, hn: hn, x: x, upWake: make(chan struct{}), chans: make(map[uint32]*Channel)}
+}
+
+func (p *peer) isLinked() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.linked
+}
+
+func (p *peer) isUp() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.up
+}
+
+// received records an authenticated packet from addr.
+func (p *peer) received(from netip.AddrPort) {
+	p.lastRecv.Store(time.Now().UnixNano())
+	if a := p.addr.Load(); a == nil || *a != from {
+		p.addr.Store(&from)
+	}
+}
+
+// path returns the current path.
+func (p *peer) path() netip.AddrPort {
+	if a := p.addr.Load(); a != nil {
+		return *a
+	}
+	return netip.AddrPort{}
+}
+
+// sendHandshake sends a (cloaked) handshake message to addrs.
+func (p *peer) sendHandshake(msg []byte, addrs ...netip.AddrPort) {
+	for _, a := range addrs {
+		c, err := Cloak(p.m.opts.Rand, msg, 1)
+		if err != nil {
+			p.m.log.Debug("telehash: cloak handshake", "err", err)
+			return
+		}
+		if err := p.m.writeTo(c, a); err == nil {
+			p.m.stats.handshakesSent.Add(1)
+		}
+	}
+}
+
+// handshake applies a verified handshake received from addr.
+func (p *peer) handshake(h *Handshake, from netip.AddrPort) {
+	res, err := p.x.Sync(h)
+	if err != nil {
+		p.m.stats.dropHandshake.Add(1)
+		p.m.log.Debug("telehash: handshake sync", "peer", p.hn, "err", err)
+		return
+	}
+	p.received(from)
+	p.m.log.Debug("telehash: handshake", "peer", p.hn, "at", h.At, "insync", res.InSync,
+		"new", res.NewSession, "stale", res.Stale)
+	if res.NewSession {
+		p.failChannels(ErrSessionReset)
+		p.mu.Lock()
+		p.closedRemote = nil // channel ids restart with a session
+		p.mu.Unlock()
+	}
+	if !res.InSync {
+		msg, err := p.x.Handshake()
+		if err != nil {
+			p.m.log.Debug("telehash: handshake", "err", err)
+			return
+		}
+		p.sendHandshake(msg, from)
+	}
+	if !res.Stale {
+		p.setUp()
+	}
+}
+
+// setUp marks the link up and wakes Link callers.
+func (p *peer) setUp() {
+	p.mu.Lock()
+	if p.up {
+		p.mu.Unlock()
+		return
+	}
+	p.up = true
+	p.lastKA = time.Now()
+	close(p.upWake)
+	p.upWake = make(chan struct{})
+	p.mu.Unlock()
+	p.m.log.Debug("telehash: link up", "peer", p.hn)
+	if f := p.m.opts.OnLink; f != nil {
+		f(p.hn, true)
+	}
+}
+
+// failChannels fails and forgets every channel.
+func (p *peer) failChannels(err error) {
+	p.mu.Lock()
+	chans := p.chans
+	p.chans = make(map[uint32]*Channel)
+	p.mu.Unlock()
+	for _, c := range chans {
+		c.fail(err, "")
+	}
+}
+
+// tick runs the keepalive and link-down logic.
+func (p *peer) tick(now time.Time) {
+	o := &p.m.opts
+	last := time.Unix(0, p.lastRecv.Load())
+	var down, keepalive, remove bool
+	p.mu.Lock()
+	switch {
+	case p.up && now.Sub(last) > o.LinkTimeout:
+		p.up, down, p.downAt = false, true, now
+	case p.up && now.Sub(p.lastKA) >= o.Keepalive:
+		keepalive, p.lastKA = true, now
+	case !p.up && p.linked && now.Sub(p.lastKA) >= o.Keepalive:
+		keepalive, p.lastKA = true, now // try to re-link
+	case !p.up && !p.linked && len(p.chans) == 0 && now.Sub(p.downAt) > 2*o.LinkTimeout:
+		remove, p.removed = !p.removed, true
+	}
+	addrs := p.targetsLocked()
+	p.mu.Unlock()
+	if down {
+		p.m.log.Debug("telehash: link down", "peer", p.hn)
+		p.failChannels(fmt.Errorf("%w: %s silent for %v", ErrLinkDown, p.hn, now.Sub(last).Round(time.Millisecond)))
+		if f := o.OnLink; f != nil {
+			f(p.hn, false)
+		}
+	}
+	if keepalive {
+		if _, err := p.x.Resync(); err != nil {
+			return
+		}
+		if msg, err := p.x.Handshake(); err == nil {
+			p.sendHandshake(msg, addrs...)
+		}
+	}
+	if remove {
+		p.m.mu.Lock()
+		if p.m.peers[p.hn] == p {
+			delete(p.m.peers, p.hn)
+			delete(p.m.tokens, p.x.Token())
+		}
+		p.m.mu.Unlock()
+	}
+}
+
+// targetsLocked returns the current path and the linked paths.
+func (p *peer) targetsLocked() []netip.AddrPort {
+	out := make([]netip.AddrPort, 0, 1+len(p.paths))
+	if a := p.path(); a.IsValid() {
+		out = append(out, a)
+	}
+	for _, a := range p.paths {
+		if len(out) == 0 || a != out[0] {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Link links to a peer: it sends handshakes to its paths (resent at 1, 3,
+// 7 and 15 s) until the peer answers, the HandshakeTimeout passes or ctx
+// ends, and returns the peer's hashname. A linked peer is always
+// answered, kept alive, and re-linked after it goes down. Returns at once
+// when the link is already up.
+func (m *Mesh) Link(ctx context.Context, info LinkInfo) (Hashname, error) {
+	hn, err := HashnameFromBase32Keys(info.Keys)
+	if err != nil {
+		return "", fmt.Errorf("telehash: link: %w", err)
+	}
+	if hn == m.Hashname() {
+		return "", fmt.Errorf("%w: cannot link to self", ErrMalformed)
+	}
+	key, err := Base32Decode(info.Keys[CS3a.String()])
+	if err != nil || len(key) != KeySize3a {
+		return "", fmt.Errorf("%w: link needs a 3a key", ErrUnsupported)
+	}
+	var paths []netip.AddrPort
+	for _, pa := range info.Paths {
+		if pa.Type != "udp4" && pa.Type != "udp6" {
+			continue
+		}
+		ip, err := netip.ParseAddr(pa.IP)
+		if err != nil || pa.Port <= 0 || pa.Port > 65535 {
+			continue
+		}
+		paths = append(paths, netip.AddrPortFrom(ip, uint16(pa.Port)))
+	}
+	p, err := m.peer(hn, key)
+	if err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	p.linked = true
+	if len(paths) > 0 {
+		p.paths = paths
+	}
+	n := len(p.paths)
+	p.mu.Unlock()
+	if n == 0 && !p.path().IsValid() {
+		return "", fmt.Errorf("telehash: link to %s: no udp4/udp6 path", hn)
+	}
+	return hn, p.link(ctx)
+}
+
+// link runs the handshake resend schedule until the link is up.
+func (p *peer) link(ctx context.Context) error {
+	if p.isUp() {
+		return nil
+	}
+	msg, err := p.x.Handshake()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	timeout := p.m.opts.HandshakeTimeout
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for i := 0; ; {
+		p.mu.Lock()
+		up, wake := p.up, p.upWake
+		addrs := p.targetsLocked()
+		p.mu.Unlock()
+		if up {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("telehash: link to %s: %w", p.hn, ctx.Err())
+		case <-p.m.ctx.Done():
+			return ErrMeshClosed
+		case <-wake:
+		case <-t.C:
+			if time.Since(start) >= timeout {
+				return fmt.Errorf("%w: %s after %v", ErrLinkTimeout, p.hn, timeout)
+			}
+			p.sendHandshake(msg, addrs...)
+			i++
+			next := timeout
+			if i < len(handshakeSchedule) {
+				next = min(handshakeSchedule[i], timeout)
+			}
+			t.Reset(next - time.Since(start))
+		}
+	}
+}
+
+// Unlink forgets a peer: its channels fail with ErrLinkDown, it is no
+// longer kept alive, and unless Allow admits it, its handshakes are no
+// longer answered.
+func (m *Mesh) Unlink(peer Hashname) {
+	m.mu.Lock()
+	p := m.peers[peer]
+	if p != nil {
+		delete(m.peers, peer)
+		delete(m.tokens, p.x.Token())
+	}
+	m.mu.Unlock()
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	wasUp := p.up
+	p.up, p.linked, p.removed = false, false, true
+	p.mu.Unlock()
+	p.failChannels(fmt.Errorf("%w: %s unlinked", ErrLinkDown, peer))
+	if f := m.opts.OnLink; f != nil && wasUp {
+		f(peer, false)
+	}
+}
+
+// ensureUp links to a known peer that is down (Link was called before,
+// or it linked to us) before a channel is opened.
+func (p *peer) ensureUp(ctx context.Context) error {
+	if p.isUp() {
+		return nil
+	}
+	p.mu.Lock()
+	n := len(p.paths)
+	p.mu.Unlock()
+	if n == 0 && !p.path().IsValid() {
+		return fmt.Errorf("%w: %s", ErrLinkDown, p.hn)
+	}
+	return p.link(ctx)
+}

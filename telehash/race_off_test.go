@@ -1,0 +1,5 @@
+//go:build !race
+
+package telehash
+
+const raceEnabled = false

@@ -1,0 +1,104 @@
+package telehash
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestMeshPeerRestart restarts a peer (same identity and address, new
+// process state) twice: once it links back itself, once it stays passive
+// and the other side's keepalive re-links. Old channels fail, new ones
+// work, and OnLink reports the changes.
+func TestMeshPeerRestart(t *testing.T) {
+	var mu sync.Mutex
+	var events []bool
+	ao := fastOpts()
+	ao.OnLink = func(_ Hashname, up bool) {
+		mu.Lock()
+		events = append(events, up)
+		mu.Unlock()
+	}
+	a := newTestMesh(t, "restart-a", ao)
+	bo := fastOpts()
+	bo.Allow = allowAll
+	b := newTestMesh(t, "restart-b", bo)
+	linkMeshes(t, a, b)
+	bo.Listen = b.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// echo handler for every incarnation of b
+	echo := func(c *Channel) {
+		s, _ := NewStream(ctx, c)
+		io.Copy(s, s)
+		s.Close()
+	}
+	b.Handle(StreamType, echo)
+	roundTrip := func(s *Stream) error {
+		if _, err := s.Write([]byte("ping")); err != nil {
+			return err
+		}
+		buf := make([]byte, 4)
+		_, err := io.ReadFull(s, buf)
+		if err == nil && string(buf) != "ping" {
+			err = errors.New("bad echo")
+		}
+		return err
+	}
+	old, err := a.OpenStream(ctx, b.Hashname(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := roundTrip(old); err != nil {
+		t.Fatal(err)
+	}
+
+	for round, passive := range []bool{false, true} {
+		b.Close()
+		var b2 *Mesh
+		for b2 == nil { // the port may take a moment to be free
+			if b2, err = NewMesh(ctx, mustIdentity(t, "restart-b"), bo); err != nil {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		t.Cleanup(func() { b2.Close() })
+		b2.Handle(StreamType, echo)
+		b = b2
+		if !passive {
+			lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+			if _, err := b2.Link(lctx, a.LinkInfo()); err != nil {
+				t.Fatalf("round %d: restarted peer cannot link back: %v", round, err)
+			}
+			lcancel()
+		}
+		// the old stream fails: the session was replaced (or the link
+		// went down before)
+		if err := roundTrip(old); !errors.Is(err, ErrSessionReset) && !errors.Is(err, ErrLinkDown) {
+			t.Fatalf("round %d: old stream: %v", round, err)
+		}
+		start := time.Now()
+		for !b2.Up(a.Hashname()) {
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("round %d: no re-link", round)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if old, err = a.OpenStream(ctx, b2.Hashname(), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := roundTrip(old); err != nil {
+			t.Fatalf("round %d: new stream: %v", round, err)
+		}
+		t.Logf("round %d (passive %v): re-linked in %v", round, passive, time.Since(start).Round(time.Millisecond))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) == 0 || !events[0] {
+		t.Fatalf("OnLink events %v", events)
+	}
+	t.Logf("OnLink events %v", events)
+}
