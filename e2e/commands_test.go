@@ -243,7 +243,10 @@ func startDaemon(ts *testscript.TestScript, key daemonKey, args []string) {
 			_ = v.(*fg).cmd.Process.Kill()
 			<-v.(*fg).done
 		}
-		_ = os.WriteFile(filepath.Join(dir, "daemon.stderr"), []byte(d.stderr.String()), 0o644)
+		if f, err := os.OpenFile(filepath.Join(dir, "daemon.stderr"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err == nil {
+			_, _ = f.WriteString(d.stderr.String())
+			f.Close()
+		}
 	})
 }
 

@@ -65,6 +65,16 @@ func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error 
 	if node == nil {
 		return errors.New("no telehash node (set remotedaemon.thListen)")
 	}
+	err := w.watch(ctx, node, fn)
+	if err != nil && ctx.Err() == nil {
+		// The session may be stale (the peer restarted and does not know
+		// it): forget it, so the next attempt handshakes afresh.
+		node.Mesh.Unlink(w.addr.Hashname)
+	}
+	return err
+}
+
+func (w *watcher) watch(ctx context.Context, node *thnode.Node, fn func(watch.Update) error) error {
 	// A URL with only a hashname: wait until that node links to us.
 	for !w.addr.Reachable() && !node.Mesh.Up(w.addr.Hashname) {
 		select {
