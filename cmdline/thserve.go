@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -50,6 +52,27 @@ func authorized(ctx context.Context, dir string) map[telehash.Hashname]bool {
 		out[a.Hashname] = true
 	}
 	return out
+}
+
+// allowList answers "is this peer named in a th:: remote?", reading the
+// configuration at most once a second: an unknown peer's handshakes must
+// not each cost a git process.
+type allowList struct {
+	dir  string
+	mu   sync.Mutex
+	at   time.Time
+	list map[telehash.Hashname]bool
+}
+
+func (a *allowList) allow(ctx context.Context) func(telehash.Hashname) bool {
+	return func(h telehash.Hashname) bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if time.Since(a.at) > time.Second {
+			a.list, a.at = authorized(ctx, a.dir), time.Now()
+		}
+		return a.list[h]
+	}
 }
 
 // thRemotes returns the nodes named by the th:: remotes' URLs.
@@ -95,7 +118,7 @@ func startTH(ctx context.Context, repo daemon.Repo, hub *watch.Hub, log *slog.Lo
 		return nil, err
 	}
 	node, err := thnode.Start(ctx, thnode.Options{Identity: id, Listen: listen, GitDir: repo.GitDir, Hub: hub, Logger: log,
-		Allow: func(h telehash.Hashname) bool { return authorized(ctx, repo.Dir)[h] }})
+		Allow: (&allowList{dir: repo.Dir}).allow(ctx)})
 	if err != nil {
 		return nil, fmt.Errorf("remotedaemon.thListen %s: %w", listen, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/git-remote-daemon/git-remote-daemon/telehash"
 	"github.com/git-remote-daemon/git-remote-daemon/thaddr"
@@ -49,8 +50,12 @@ func (n *Node) ServeLocal(ctx context.Context) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("%s must be a directory only its owner can open", dir)
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || fi.Mode().Perm()&0o077 != 0 || !ok || int(st.Uid) != os.Getuid() {
+		return fmt.Errorf("%s must be a directory of ours that only we can open", dir)
 	}
 	if c, err := net.Dial("unix", path); err == nil {
 		c.Close()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/git-remote-daemon/git-remote-daemon/gitcfg"
 	"github.com/git-remote-daemon/git-remote-daemon/notify"
+	"github.com/git-remote-daemon/git-remote-daemon/telehash"
 	"github.com/git-remote-daemon/git-remote-daemon/thaddr"
 	"github.com/git-remote-daemon/git-remote-daemon/thnode"
 	"github.com/git-remote-daemon/git-remote-daemon/transport"
@@ -66,13 +67,18 @@ func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error 
 		return errors.New("no telehash node (set remotedaemon.thListen)")
 	}
 	err := w.watch(ctx, node, fn)
-	if err != nil && ctx.Err() == nil {
-		// The session may be stale (the peer restarted and does not know
-		// it): forget it, so the next attempt handshakes afresh.
+	if ctx.Err() == nil && (errors.Is(err, errNoAnswer) || errors.Is(err, telehash.ErrChannelTimeout)) {
+		// The session is likely stale (the peer restarted and does not
+		// know it): forget it, so the next attempt handshakes afresh.
+		// Not for other failures: the session may be carrying other
+		// streams (a fetch) just fine.
 		node.Mesh.Unlink(w.addr.Hashname)
 	}
 	return err
 }
+
+// errNoAnswer is wrapped when the peer stopped answering pings.
+var errNoAnswer = errors.New("no answer")
 
 func (w *watcher) watch(ctx context.Context, node *thnode.Node, fn func(watch.Update) error) error {
 	// A URL with only a hashname: wait until that node links to us.
@@ -109,7 +115,7 @@ func (w *watcher) watch(ctx context.Context, node *thnode.Node, fn func(watch.Up
 		case <-ping.C:
 			if time.Since(c.LastReceived()) > DeadAfter {
 				s.Abort("no answer")
-				return fmt.Errorf("%s: no answer for %s", w.addr.Hashname, DeadAfter)
+				return fmt.Errorf("%s: %w for %s", w.addr.Hashname, errNoAnswer, DeadAfter)
 			}
 			if err := c.Ping(); err != nil {
 				return err
