@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/git-remote-daemon/git-remote-daemon/telehash"
 	"github.com/git-remote-daemon/git-remote-daemon/thaddr"
 	"github.com/git-remote-daemon/git-remote-daemon/thnode"
+	"github.com/git-remote-daemon/git-remote-daemon/transport/th"
 )
 
 // TH is git-remote-th, the git remote helper for th:: URLs: git runs it
@@ -44,12 +46,21 @@ func TH(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	// The identity: the user's, or the repository's own when git runs us
-	// in a repository configured so (remotedaemon.thIdentity).
 	cfg, err := gitcfg.Read(ctx, ".")
 	if err != nil {
 		cfg, _ = gitcfg.Parse(nil)
 	}
+	// A remote naming several nodes: the daemon says which one changed.
+	if want := os.Getenv(th.NodeEnv); want != "" && want != string(addr.Hashname) {
+		for _, u := range cfg.GetAll("remote." + remote + ".url") {
+			if a, err := thaddr.Parse(cfg.RewriteURL(u, false)); err == nil && string(a.Hashname) == want {
+				addr, url = a, strings.TrimPrefix(cfg.RewriteURL(u, false), thaddr.Scheme)
+				break
+			}
+		}
+	}
+	// The identity: the user's, or the repository's own when git runs us
+	// in a repository configured so (remotedaemon.thIdentity).
 	var repo *daemon.Repo
 	if r, err := daemon.FindRepo(ctx, "."); err == nil {
 		repo = &r

@@ -40,15 +40,40 @@ func (d *Dialer) getNode() *thnode.Node {
 	return d.node
 }
 
-// NewWatcher returns a watcher of the th:: remote r.
+// NewWatcher returns a watcher of the th:: remote r. A remote may name
+// several nodes (several remote.<name>.url values): it is watched on all
+// of them (see multi).
 func (d *Dialer) NewWatcher(r gitcfg.Remote, env transport.Env) (transport.Watcher, error) {
-	a, err := thaddr.Parse(r.URL)
-	if err != nil {
-		return nil, err
+	var nodes []*watcher
+	seen := map[string]bool{}
+	for _, u := range env.Config.GetAll("remote." + r.Name + ".url") {
+		u = env.Config.RewriteURL(u, false)
+		if transport.Classify(u) != transport.TH {
+			continue
+		}
+		a, err := thaddr.Parse(u)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[string(a.Hashname)] {
+			seen[string(a.Hashname)] = true
+			nodes = append(nodes, &watcher{d: d, addr: a, env: env})
+		}
 	}
-	return &watcher{d: d, addr: a, env: env}, nil
+	switch len(nodes) {
+	case 0:
+		a, err := thaddr.Parse(r.URL)
+		if err != nil {
+			return nil, err
+		}
+		return &watcher{d: d, addr: a, env: env}, nil
+	case 1:
+		return nodes[0], nil
+	}
+	return &multi{nodes: nodes}, nil
 }
 
+// watcher watches one node.
 type watcher struct {
 	d    *Dialer
 	addr thaddr.Addr
