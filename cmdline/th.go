@@ -45,6 +45,9 @@ func TH(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// git killed outright (no SIGINT): noticed when we are re-parented.
+	ctx, cancelParent := helper.WithParent(ctx, 500*time.Millisecond)
+	defer cancelParent()
 
 	cfg, err := gitcfg.Read(ctx, ".")
 	if err != nil {
