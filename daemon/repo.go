@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 )
 
@@ -31,8 +32,10 @@ func FindRepo(ctx context.Context, dir string) (Repo, error) {
 		return Repo{}, fmt.Errorf("git rev-parse: unexpected output %q", out)
 	}
 	r := Repo{Bare: lines[0] == "true", GitDir: lines[1], CommonDir: lines[2]}
-	if !strings.HasPrefix(r.CommonDir, "/") {
-		r.CommonDir = dir + "/" + r.CommonDir
+	if !filepath.IsAbs(r.CommonDir) { // relative to dir
+		if r.CommonDir, err = filepath.Abs(filepath.Join(dir, r.CommonDir)); err != nil {
+			return Repo{}, err
+		}
 	}
 	if r.Bare {
 		r.Dir = r.GitDir

@@ -69,15 +69,26 @@ func (h *Hub) Close() error {
 
 // subscribe watches gitDir: the directory itself (packed-refs, reftable,
 // refs appearing), refs/ recursively and reftable/.
+//
+// The path is made canonical (absolute, symlinks resolved): inotify
+// watches inodes, so one directory reached by two spellings has one
+// watch, and its events carry only one of the names.
 func (h *Hub) subscribe(gitDir string) (*sub, error) {
-	s := &sub{gitDir: filepath.Clean(gitDir), dirs: map[string]bool{}, notify: make(chan struct{}, 1)}
+	dir, err := filepath.Abs(gitDir)
+	if err != nil {
+		return nil, err
+	}
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
+	s := &sub{gitDir: dir, dirs: map[string]bool{}, notify: make(chan struct{}, 1)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, errors.New("watch hub closed")
 	}
 	h.subs[s] = true
-	err := h.addDir(s, s.gitDir)
+	err = h.addDir(s, s.gitDir)
 	for _, d := range []string{"refs", "reftable"} {
 		if err == nil {
 			err = h.addTree(s, filepath.Join(s.gitDir, d))

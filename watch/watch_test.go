@@ -305,3 +305,32 @@ func FuzzParseRefs(f *testing.F) {
 		}
 	})
 }
+
+// TestSameRepositoryTwoSpellings: one repository watched through a
+// relative path, an absolute one and a symlink; every watcher sees a
+// change (inotify reports a directory's events under one name only).
+func TestSameRepositoryTwoSpellings(t *testing.T) {
+	gitDir, c := newRepo(t)
+	hub, err := NewHub(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	link := filepath.Join(t.TempDir(), "link.git")
+	if err := os.Symlink(gitDir, link); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(filepath.Dir(gitDir))
+	var recs []*recorder
+	for _, spelling := range []string{filepath.Base(gitDir), gitDir, link} {
+		rec, _ := startWatch(t, spelling, Options{Hub: hub})
+		recs = append(recs, rec)
+	}
+	git(t, gitDir, "--git-dir="+gitDir, "update-ref", "refs/heads/seen", c)
+	for i, rec := range recs {
+		u := rec.next(t) // within 10 s: the 30 s rescan would be too late
+		if u.Refs["refs/heads/seen"] != c {
+			t.Fatalf("watcher %d: %+v", i, u)
+		}
+	}
+}
