@@ -56,22 +56,14 @@ func BenchmarkSSHPushToFetched(b *testing.B) {
 	}
 	srv := sshtest.Start(b)
 	dir := b.TempDir()
-	gitEnv := []string{"HOME=" + dir, "XDG_CONFIG_HOME=" + filepath.Join(dir, ".config"), "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=b", "GIT_AUTHOR_EMAIL=b@example.org", "GIT_COMMITTER_NAME=b", "GIT_COMMITTER_EMAIL=b@example.org",
-		"GIT_TERMINAL_PROMPT=0", "PATH=" + os.Getenv("PATH")}
+	gitEnv := isolatedEnv(dir)
 	// git's own ssh (push, our fetches) uses the test sshd's keys through
 	// GIT_SSH_COMMAND. git-annex 10.20230126 ignores it for its own ssh
 	// (it then runs plain `ssh` and never connects): see annex-ssh-options.
 	sshEnv := append(slices.Clone(gitEnv), "GIT_SSH_COMMAND="+srv.SSHCommand)
 	run := func(env []string, d string, name string, args ...string) string {
 		b.Helper()
-		cmd := exec.Command(name, args...)
-		cmd.Dir, cmd.Env = d, env
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			b.Fatalf("%s %v: %v\n%s", name, args, err, out)
-		}
-		return strings.TrimSpace(string(out))
+		return runCmd(b, env, d, name, args...)
 	}
 	git := func(env []string, d string, args ...string) string { b.Helper(); return run(env, d, "git", args...) }
 
@@ -231,8 +223,8 @@ func BenchmarkSSHPushToFetched(b *testing.B) {
 	}
 	b.StopTimer()
 
-	oc, of := sshReport(b, "ours-changed", oursChanged), sshReport(b, "ours-fetched", oursFetched)
-	as, ad := sshReport(b, "annex-syncing", annexSyncing), sshReport(b, "annex-done", annexDone)
+	oc, of := reportLatency(b, "ours-changed", oursChanged), reportLatency(b, "ours-fetched", oursFetched)
+	as, ad := reportLatency(b, "annex-syncing", annexSyncing), reportLatency(b, "annex-done", annexDone)
 	b.ReportMetric(of[0]/ad[0], "x-fetched-vs-annex")
 	b.ReportMetric(oc[0]/as[0], "x-changed-vs-annex")
 	if b.N == 1 {
@@ -311,21 +303,6 @@ func quiet(lines <-chan timedLine, gap, max time.Duration) {
 			return
 		}
 	}
-}
-
-// sshReport reports the median and p99 of ds in milliseconds as
-// ms-median-<what> and ms-p99-<what>, and returns them.
-func sshReport(b *testing.B, what string, ds []time.Duration) [2]float64 {
-	if len(ds) == 0 {
-		b.Fatalf("%s: no samples", what)
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	v := [2]float64{ms(s[len(s)/2]), ms(s[min(len(s)-1, len(s)*99/100)])}
-	b.ReportMetric(v[0], "ms-median-"+what)
-	b.ReportMetric(v[1], "ms-p99-"+what)
-	return v
 }
 
 var masterPid = regexp.MustCompile(`pid=(\d+)`)

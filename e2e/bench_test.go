@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -22,15 +20,8 @@ import (
 // Run it with scripts/bench; it is a measurement, not a pass/fail test.
 func BenchmarkLocalPushToChanged(b *testing.B) {
 	dir := b.TempDir()
-	gitEnv := []string{"HOME=" + dir, "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=b", "GIT_AUTHOR_EMAIL=b@example.org",
-		"GIT_COMMITTER_NAME=b", "GIT_COMMITTER_EMAIL=b@example.org", "PATH=" + os.Getenv("PATH")}
-	run := func(d string, args ...string) {
-		cmd := exec.Command("git", args...)
-		cmd.Dir, cmd.Env = d, gitEnv
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
+	gitEnv := isolatedEnv(dir)
+	run := func(d string, args ...string) { runCmd(b, gitEnv, d, "git", args...) }
 	up, src, clone := filepath.Join(dir, "up.git"), filepath.Join(dir, "src"), filepath.Join(dir, "clone")
 	run(dir, "init", "-q", "--bare", up)
 	run(dir, "init", "-q", "-b", "main", src)
@@ -96,18 +87,6 @@ func BenchmarkLocalPushToChanged(b *testing.B) {
 	b.StopTimer()
 	inW.Close()
 	<-exited
-	report(b, "changed", changed)
-	report(b, "fetched", fetched)
-}
-
-// report adds the median and p99 of ds, in milliseconds, to the
-// benchmark's output.
-func report(b *testing.B, what string, ds []time.Duration) {
-	if len(ds) == 0 {
-		return
-	}
-	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	b.ReportMetric(ms(ds[len(ds)/2]), "ms-median-"+what)
-	b.ReportMetric(ms(ds[min(len(ds)-1, len(ds)*99/100)]), "ms-p99-"+what)
+	reportLatency(b, "changed", changed)
+	reportLatency(b, "fetched", fetched)
 }

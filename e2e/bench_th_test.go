@@ -53,30 +53,22 @@ func BenchmarkCloneAndPush(b *testing.B) {
 	}
 	sshSrv := sshtest.Start(b)
 	dir := b.TempDir()
-	base := []string{"GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=b", "GIT_AUTHOR_EMAIL=b@example.org",
-		"GIT_COMMITTER_NAME=b", "GIT_COMMITTER_EMAIL=b@example.org", "GIT_TERMINAL_PROMPT=0",
-		"PATH=" + os.Getenv("PATH"), "TMPDIR=" + os.TempDir()}
+	extra := []string{"TMPDIR=" + os.TempDir()}
 	if v := os.Getenv("GIT_REMOTE_DAEMON_DEBUG"); v != "" {
-		base = append(base, "GIT_REMOTE_DAEMON_DEBUG="+v)
+		extra = append(extra, "GIT_REMOTE_DAEMON_DEBUG="+v)
 	}
 	person := func(name string) []string {
 		home := filepath.Join(dir, name)
 		if err := os.MkdirAll(home, 0o700); err != nil {
 			b.Fatal(err)
 		}
-		return append(slices.Clone(base), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
+		return isolatedEnv(home, extra...)
 	}
 	alice := person("alice")                                           // srv's owner: its daemon
 	bob := append(person("bob"), "GIT_SSH_COMMAND="+sshSrv.SSHCommand) // every client
 	run := func(env []string, d string, name string, args ...string) string {
 		b.Helper()
-		cmd := exec.Command(name, args...)
-		cmd.Dir, cmd.Env = d, env
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			b.Fatalf("%s %v: %v\n%s", name, args, err, out)
-		}
-		return strings.TrimSpace(string(out))
+		return runCmd(b, env, d, name, args...)
 	}
 	git := func(env []string, d string, args ...string) string { b.Helper(); return run(env, d, "git", args...) }
 

@@ -30,15 +30,10 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	home := t.TempDir()
 	repo := filepath.Join(home, "notes", "papers") // instance notes-papers
-	env := []string{"HOME=" + home, "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org", "PATH=" + os.Getenv("PATH")}
+	env := isolatedEnv(home)
 	git := func(dir string, args ...string) {
 		t.Helper()
-		cmd := exec.Command("git", args...)
-		cmd.Dir, cmd.Env = dir, env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
+		runCmd(t, env, dir, "git", args...)
 	}
 	git(home, "init", "-q", "--bare", "up.git")
 	git(home, "init", "-q", "-b", "main", "src")
