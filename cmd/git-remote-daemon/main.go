@@ -5,7 +5,7 @@ package main
 import (
 	"os"
 
-	"github.com/git-remote-daemon/git-remote-daemon/cmdline"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/cmdline"
 )
 
 func main() {

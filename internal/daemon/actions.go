@@ -1,0 +1,139 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
+	"github.com/git-remote-daemon/git-remote-daemon/watch"
+)
+
+// fetch runs `git fetch <remote>`, with --prune when the remote deleted
+// refs (only remote-tracking refs are pruned, never local branches).
+func (d *Daemon) fetch(ctx context.Context, remote string, prune bool, env []string) error {
+	args := []string{"fetch", "--quiet"}
+	if prune {
+		args = append(args, "--prune")
+	}
+	_, err := gitOutputEnv(ctx, d.repo.Dir, env, append(args, remote)...)
+	return err
+}
+
+// pullResult says what a pull did to one branch.
+type pullResult struct {
+	branch, from, to string
+	diverged         bool
+}
+
+// pull fast-forwards every local branch whose upstream is on remote to
+// its fetched tracking ref. A diverged branch is reported and left as it
+// is; nothing is ever merged or overwritten. The checked-out branch of a
+// worktree moves with `git merge --ff-only` there, so its files follow
+// (and git refuses if local changes would be lost).
+func (d *Daemon) pull(ctx context.Context, r gitcfg.Remote, cfg *gitcfg.Config) ([]pullResult, error) {
+	local, err := watch.Snapshot(ctx, d.repo.CommonDir)
+	if err != nil {
+		return nil, err
+	}
+	checkedOut, err := d.worktreeBranches(ctx)
+	if err != nil {
+		return nil, err
+	}
+	specs := parseRefspecs(cfg.GetAll("remote." + r.Name + ".fetch"))
+	var results []pullResult
+	var errs []string
+	for ref, sha := range local {
+		branch, ok := strings.CutPrefix(ref, "refs/heads/")
+		if !ok {
+			continue
+		}
+		if up, _ := cfg.Get("branch." + branch + ".remote"); up != r.Name {
+			continue
+		}
+		merge, _ := cfg.Get("branch." + branch + ".merge")
+		tracking, ok := mapRef(specs, merge)
+		if !ok || local[tracking] == "" || local[tracking] == sha {
+			continue
+		}
+		to := local[tracking]
+		if !d.isAncestor(ctx, sha, to) {
+			if !d.isAncestor(ctx, to, sha) {
+				results = append(results, pullResult{branch: branch, from: sha, to: to, diverged: true})
+			}
+			continue // ahead of the remote, or diverged
+		}
+		if wt, ok := checkedOut[ref]; ok {
+			_, err = gitOutput(ctx, wt, "merge", "--ff-only", "--quiet", to)
+		} else {
+			_, err = gitOutput(ctx, d.repo.Dir, "update-ref", "-m", "git-remote-daemon: fast-forward from "+r.Name, ref, to, sha)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("fast-forward %s: %v", branch, err))
+			continue
+		}
+		results = append(results, pullResult{branch: branch, from: sha, to: to})
+	}
+	if len(errs) > 0 {
+		return results, fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return results, nil
+}
+
+func (d *Daemon) isAncestor(ctx context.Context, a, b string) bool {
+	_, err := gitOutput(ctx, d.repo.Dir, "merge-base", "--is-ancestor", a, b)
+	return err == nil
+}
+
+// worktreeBranches maps each checked-out branch to its worktree.
+func (d *Daemon) worktreeBranches(ctx context.Context) (map[string]string, error) {
+	out := map[string]string{}
+	list, err := gitOutput(ctx, d.repo.Dir, "worktree", "list", "--porcelain")
+	if err != nil {
+		return nil, err
+	}
+	var path string
+	for _, line := range strings.Split(list, "\n") {
+		if p, ok := strings.CutPrefix(line, "worktree "); ok {
+			path = p
+		} else if b, ok := strings.CutPrefix(line, "branch "); ok && path != "" {
+			out[b] = path
+		}
+	}
+	return out, nil
+}
+
+// push runs `git push <remote>` when the remote has push refspecs (or is
+// a mirror) configured, and otherwise pushes every local branch to the
+// branch of the same name: `git push <remote> refs/heads/*:refs/heads/*`.
+// Nothing is forced: a push that is not a fast-forward is rejected by git
+// and reported.
+func (d *Daemon) push(ctx context.Context, remote string, cfg *gitcfg.Config, env []string) error {
+	args := []string{"push", "--quiet", "--porcelain", remote}
+	_, hasPush := cfg.Get("remote." + remote + ".push")
+	mirror, _ := cfg.Bool("remote."+remote+".mirror", false)
+	if !hasPush && !mirror {
+		args = append(args, "refs/heads/*:refs/heads/*")
+	}
+	out, err := gitOutputEnv(ctx, d.repo.Dir, env, args...)
+	if err != nil {
+		if rejected := rejectedRefs(out); rejected != "" {
+			return fmt.Errorf("rejected: %s", rejected)
+		}
+		return err
+	}
+	return nil
+}
+
+// rejectedRefs extracts the refused refs from `git push --porcelain`
+// output ("!\trefs/heads/a:refs/heads/a\t[rejected] (fetch first)").
+func rejectedRefs(out string) string {
+	var r []string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Split(line, "\t"); len(f) >= 3 && f[0] == "!" {
+			src, _, _ := strings.Cut(f[1], ":")
+			r = append(r, strings.TrimPrefix(src, "refs/heads/")+" "+f[2])
+		}
+	}
+	return strings.Join(r, ", ")
+}

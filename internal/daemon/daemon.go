@@ -1,0 +1,420 @@
+// Package daemon is git-remote-daemon's core: it watches every remote of a
+// repository through its transport, reports connections and changes as
+// stdio protocol messages, performs each remote's configured action
+// (fetch, pull, none), pushes on request or on local changes, and obeys
+// PAUSE, RESUME, PUSH and RELOAD.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/transport"
+	"github.com/git-remote-daemon/git-remote-daemon/protocol"
+	"github.com/git-remote-daemon/git-remote-daemon/watch"
+)
+
+// Emitter receives the messages the daemon emits.
+type Emitter interface {
+	Emit(protocol.Message)
+}
+
+// Options configure a Daemon.
+type Options struct {
+	// Dir is any directory inside the repository.
+	Dir string
+	// Transports maps each kind of remote to the dialer that watches it.
+	Transports transport.Registry
+	// Hub watches the repository's own refs (for remote.<name>.daemonPush);
+	// nil means polling.
+	Hub *watch.Hub
+	// Out receives every emitted message.
+	Out Emitter
+	// Logger receives logs; nil discards them.
+	Logger *slog.Logger
+	// StatusFile, when set, is rewritten with the status of every remote
+	// after each event (read by `git-remote-daemon status`).
+	StatusFile string
+	// MinBackoff and MaxBackoff bound the reconnect delay (defaults 1s
+	// and 3m); a connection that stayed up for StableAfter (default 1m)
+	// resets it.
+	MinBackoff, MaxBackoff, StableAfter time.Duration
+}
+
+// Daemon watches the remotes of one repository.
+type Daemon struct {
+	opts Options
+	repo Repo
+	log  *slog.Logger
+	book *book
+
+	pullMu sync.Mutex // one pull at a time moves local branches
+	pushes pushQueue
+	cfg    atomic.Pointer[gitcfg.Config]
+
+	// mu is held by the command loop only; runners never take it, so the
+	// loop may wait for a runner to stop while holding it.
+	mu      sync.Mutex
+	ctx     context.Context
+	runners map[string]*runner
+	paused  bool
+	self    *selfWatch
+}
+
+// New finds the repository and reads its configuration.
+func New(ctx context.Context, opts Options) (*Daemon, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = time.Second
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 3 * time.Minute
+	}
+	if opts.StableAfter <= 0 {
+		opts.StableAfter = time.Minute
+	}
+	repo, err := FindRepo(ctx, opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := gitcfg.Read(ctx, repo.Dir)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{opts: opts, repo: repo, log: opts.Logger, book: newBook(opts.StatusFile),
+		runners: map[string]*runner{}}
+	d.cfg.Store(cfg)
+	return d, nil
+}
+
+// Repo returns the repository the daemon runs in.
+func (d *Daemon) Repo() Repo { return d.repo }
+
+// Serve runs the daemon until ctx ends or cmds is closed (stdin reached
+// its end), handling each command as it comes. A nil cmds means no
+// commands (background mode).
+func (d *Daemon) Serve(ctx context.Context, cmds <-chan protocol.Message) error {
+	d.mu.Lock()
+	d.ctx = ctx
+	d.startAllLocked()
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.stopAllLocked()
+		d.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m, ok := <-cmds:
+			if !ok {
+				return nil
+			}
+			d.handle(m)
+		}
+	}
+}
+
+func (d *Daemon) handle(m protocol.Message) {
+	d.log.Debug("command", "line", m.String())
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch m := m.(type) {
+	case protocol.Pause:
+		if d.paused {
+			return
+		}
+		d.paused = true
+		d.book.setPaused(true)
+		d.stopAllLocked()
+	case protocol.Resume:
+		if !d.paused {
+			for _, r := range d.runners { // the network is back: retry now
+				r.kickNow()
+			}
+			return
+		}
+		d.paused = false
+		d.book.setPaused(false)
+		d.startAllLocked()
+	case protocol.Push:
+		rc, ok := d.remote(m.Remote)
+		switch {
+		case !ok:
+			d.emit(protocol.Error{Remote: m.Remote, Text: "PUSH: no such remote"})
+		case rc.Err != nil:
+			d.emit(protocol.Error{Remote: m.Remote, Text: "PUSH: " + rc.Err.Error()})
+		default:
+			d.pushes.request(m.Remote)
+		}
+	case protocol.Reload:
+		d.reloadLocked()
+	default:
+		d.emit(protocol.Error{Remote: protocol.Daemon, Text: fmt.Sprintf("%s is not a command", m.Verb())})
+	}
+}
+
+// remote returns the configuration of the named remote.
+func (d *Daemon) remote(name string) (gitcfg.Remote, bool) {
+	for _, r := range d.config().Remotes() {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return gitcfg.Remote{}, false
+}
+
+// emit sends a message out and records it in the status book.
+func (d *Daemon) emit(m protocol.Message) {
+	d.opts.Out.Emit(m)
+	d.book.apply(m)
+}
+
+func (d *Daemon) startAllLocked() {
+	for _, rc := range d.config().Remotes() {
+		d.startLocked(rc)
+	}
+	d.startSelfLocked()
+}
+
+func (d *Daemon) stopAllLocked() {
+	d.stopSelfLocked()
+	var wg sync.WaitGroup
+	for name, r := range d.runners {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.stop() }()
+		delete(d.runners, name)
+	}
+	wg.Wait()
+}
+
+func (d *Daemon) startLocked(rc gitcfg.Remote) {
+	r := newRunner(d, rc)
+	d.runners[rc.Name] = r
+	r.start(d.ctx)
+}
+
+// reloadLocked re-reads the configuration: removed remotes stop, added
+// ones start, and those whose settings changed restart.
+func (d *Daemon) reloadLocked() {
+	cfg, err := gitcfg.Read(d.ctx, d.repo.Dir)
+	if err != nil {
+		d.emit(protocol.Error{Remote: protocol.Daemon, Text: "RELOAD: " + err.Error()})
+		return
+	}
+	old := d.cfg.Swap(cfg)
+	globalChanged := !sameSettings(globalSettings(old), globalSettings(cfg))
+	fresh := map[string]gitcfg.Remote{}
+	for _, rc := range cfg.Remotes() {
+		fresh[rc.Name] = rc
+	}
+	for name, r := range d.runners {
+		rc, ok := fresh[name]
+		switch {
+		case !ok:
+			r.stop()
+			delete(d.runners, name)
+			d.pushes.drop(name)
+			d.book.remove(name)
+			forgetKnown(d.repo.CommonDir, name)
+		case globalChanged || !r.cfg.Equal(rc):
+			r.stop()
+			d.startLocked(rc)
+		default:
+			r.kickNow()
+		}
+	}
+	if d.paused {
+		return
+	}
+	for name, rc := range fresh {
+		if _, ok := d.runners[name]; !ok {
+			d.startLocked(rc)
+		}
+	}
+	d.stopSelfLocked()
+	d.startSelfLocked()
+}
+
+func globalSettings(c *gitcfg.Config) map[string][]string {
+	out := map[string][]string{}
+	for _, k := range c.Keys() {
+		if strings.HasPrefix(k, "remotedaemon.") {
+			out[k] = c.GetAll(k)
+		}
+	}
+	return out
+}
+
+func sameSettings(a, b map[string][]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if fmt.Sprint(v) != fmt.Sprint(b[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+// requestPushes asks for a push to every remote with daemonPush set.
+func (d *Daemon) requestPushes() {
+	for _, rc := range d.config().Remotes() {
+		if rc.Push && rc.Err == nil {
+			d.pushes.request(rc.Name)
+		}
+	}
+}
+
+func (d *Daemon) config() *gitcfg.Config { return d.cfg.Load() }
+
+// pushQueue holds the pending push requests: any number of requests made
+// before a push starts coalesce into that one push.
+type pushQueue struct {
+	mu      sync.Mutex
+	pending map[string]bool
+	wakers  map[string]func()
+}
+
+// request marks a push to remote as wanted and wakes its runner.
+func (q *pushQueue) request(remote string) {
+	q.mu.Lock()
+	if q.pending == nil {
+		q.pending = map[string]bool{}
+	}
+	q.pending[remote] = true
+	wake := q.wakers[remote]
+	q.mu.Unlock()
+	if wake != nil {
+		wake()
+	}
+}
+
+// take clears and returns the pending request of a remote.
+func (q *pushQueue) take(remote string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	p := q.pending[remote]
+	delete(q.pending, remote)
+	return p
+}
+
+func (q *pushQueue) drop(remote string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.pending, remote)
+}
+
+// register sets the function that wakes remote's runner (nil: none).
+func (q *pushQueue) register(remote string, wake func()) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.wakers == nil {
+		q.wakers = map[string]func(){}
+	}
+	if wake == nil {
+		delete(q.wakers, remote)
+	} else {
+		q.wakers[remote] = wake
+	}
+}
+
+// selfWatch watches the repository's own branches and tags, so that
+// remotes with daemonPush get local changes.
+type selfWatch struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (d *Daemon) startSelfLocked() {
+	any := false
+	for _, r := range d.runners {
+		any = any || (r.cfg.Push && r.cfg.Err == nil)
+	}
+	if !any || d.self != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(d.ctx)
+	s := &selfWatch{cancel: cancel, done: make(chan struct{})}
+	d.self = s
+	go func() {
+		defer close(s.done)
+		for ctx.Err() == nil {
+			err := watch.Watch(ctx, filepath.Clean(d.repo.CommonDir), watch.Options{Hub: d.opts.Hub, Logger: d.log}, func(u watch.Update) error {
+				if u.Changes == nil || pushable(u.Changes) {
+					d.requestPushes() // at start: what changed while not running
+				}
+				return nil
+			})
+			if err != nil && ctx.Err() == nil {
+				d.log.Error("watching the repository's own refs", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(d.opts.MinBackoff):
+				}
+			}
+		}
+	}()
+}
+
+func (d *Daemon) stopSelfLocked() {
+	if d.self != nil {
+		d.self.cancel()
+		<-d.self.done
+		d.self = nil
+	}
+}
+
+// pushable reports whether changes touch refs that a push carries.
+func pushable(changes []watch.Change) bool {
+	for _, c := range changes {
+		if strings.HasPrefix(c.Ref, "refs/heads/") || strings.HasPrefix(c.Ref, "refs/tags/") {
+			return true
+		}
+	}
+	return false
+}
+
+// ReadCommands reads protocol lines from r and sends the commands on the
+// returned channel, which is closed at the end of input. A malformed or
+// unknown line is answered with an ERROR and reading goes on.
+func ReadCommands(r io.Reader, out Emitter) <-chan protocol.Message {
+	ch := make(chan protocol.Message, 64)
+	go func() {
+		defer close(ch)
+		pr := protocol.NewReader(r)
+		for {
+			line, err := pr.ReadLine()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if errors.Is(err, protocol.ErrLineTooLong) {
+				out.Emit(protocol.Error{Remote: protocol.Daemon, Text: err.Error()})
+				continue
+			}
+			if err != nil {
+				return // stdin is broken: as good as closed
+			}
+			m, err := protocol.ParseCommand(line)
+			if err != nil {
+				out.Emit(protocol.Error{Remote: protocol.Daemon, Text: fmt.Sprintf("line %d: %v", pr.Line(), err)})
+				continue
+			}
+			ch <- m
+		}
+	}()
+	return ch
+}

@@ -1,0 +1,363 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/transport"
+	"github.com/git-remote-daemon/git-remote-daemon/protocol"
+	"github.com/git-remote-daemon/git-remote-daemon/watch"
+)
+
+// runner watches one remote and performs its actions. It is supervised:
+// a lost connection is retried with backoff, and nothing it does affects
+// other remotes.
+type runner struct {
+	d    *Daemon
+	cfg  gitcfg.Remote
+	kind transport.Kind
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	wake   chan struct{} // the worker has something to do
+	kick   chan struct{} // reconnect now, skipping the backoff
+
+	mu          sync.Mutex
+	watcher     transport.Watcher
+	watched     bool
+	connected   bool
+	connectedAt time.Time
+	seen        watch.Refs // the remote's refs as last reported
+	pending     *actionReq // a change not acted on yet
+}
+
+// actionReq is a coalesced request to act on the remote's refs.
+type actionReq struct {
+	refs  watch.Refs
+	prune bool
+}
+
+func newRunner(d *Daemon, cfg gitcfg.Remote) *runner {
+	return &runner{d: d, cfg: cfg, kind: transport.Classify(cfg.URL),
+		wake: make(chan struct{}, 1), kick: make(chan struct{}, 1)}
+}
+
+func (r *runner) start(parent context.Context) {
+	ctx, cancel := context.WithCancel(parent)
+	r.cancel = cancel
+	name := r.cfg.Name
+	r.d.book.update(name, func(s *RemoteStatus) {
+		s.URL, s.Transport, s.State = redactURL(r.cfg.URL), string(r.kind), StateConnecting
+	})
+	if r.cfg.Err != nil {
+		r.d.book.update(name, func(s *RemoteStatus) { s.State = StateNotWatched })
+		r.d.emit(protocol.Error{Remote: name, Text: r.cfg.Err.Error()})
+		return
+	}
+	var w transport.Watcher
+	if r.cfg.Watch {
+		env := transport.Env{Dir: r.d.repo.Dir, Config: r.d.config(), Report: reporter{r}, Logger: r.d.log.With("remote", name)}
+		var err error
+		w, _, err = r.d.opts.Transports.NewWatcher(r.cfg, env)
+		if err != nil {
+			w = nil
+			if errors.Is(err, transport.ErrUnsupported) {
+				r.d.emit(protocol.Status{Remote: name, Text: "not watched: " + err.Error()})
+			} else {
+				r.d.emit(protocol.Error{Remote: name, Text: err.Error()})
+			}
+		}
+	}
+	r.watched, r.watcher = w != nil, w
+	if !r.watched {
+		r.d.book.update(name, func(s *RemoteStatus) { s.State = StateNotWatched })
+	}
+	r.d.pushes.register(name, r.poke)
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); r.work(ctx) }()
+	if r.watched {
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); r.watchLoop(ctx, w) }()
+	}
+	r.poke() // a PUSH may have been requested while stopped
+}
+
+// stop ends the runner; DISCONNECTED has been emitted when it returns.
+func (r *runner) stop() {
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.wg.Wait()
+	r.d.pushes.register(r.cfg.Name, nil)
+}
+
+func (r *runner) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *runner) kickNow() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+type reporter struct{ r *runner }
+
+func (rp reporter) Status(text string) {
+	rp.r.d.emit(protocol.Status{Remote: rp.r.cfg.Name, Text: text})
+}
+
+// watchLoop keeps the remote watched, reconnecting with exponential
+// backoff and jitter.
+func (r *runner) watchLoop(ctx context.Context, w transport.Watcher) {
+	name := r.cfg.Name
+	delay := r.d.opts.MinBackoff
+	lastErr := ""
+	for {
+		err := w.Watch(ctx, func(u watch.Update) error { return r.update(ctx, u) })
+		r.mu.Lock()
+		was, since := r.connected, r.connectedAt
+		r.connected = false
+		r.mu.Unlock()
+		if was {
+			r.d.emit(protocol.Disconnected{Remote: name})
+			lastErr = ""
+			if time.Since(since) >= r.d.opts.StableAfter {
+				delay = r.d.opts.MinBackoff
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("connection closed")
+		}
+		wait := jitter(delay)
+		var ra *transport.RetryAfter
+		if errors.As(err, &ra) && ra.After > wait {
+			wait = ra.After
+		}
+		if msg := err.Error(); msg != lastErr {
+			r.d.emit(protocol.Error{Remote: name, Text: msg})
+			lastErr = msg
+		}
+		r.d.log.Info("reconnecting", "remote", name, "in", wait.Round(time.Millisecond), "err", err)
+		delay = min(2*delay, r.d.opts.MaxBackoff)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-r.kick:
+			delay = r.d.opts.MinBackoff
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// jitter spreads d over [d/2, d) so many daemons do not retry in step.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2)
+}
+
+// update handles what the watcher saw: on connect, the remote's refs are
+// compared with those last acted on (so changes made while disconnected
+// are not lost); afterwards, with those last reported.
+func (r *runner) update(ctx context.Context, u watch.Update) error {
+	name := r.cfg.Name
+	u.Refs = r.fetched(u.Refs)
+	r.mu.Lock()
+	first := !r.connected
+	r.mu.Unlock()
+	if first {
+		known, err := r.known(ctx, u.Refs)
+		if err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.connected, r.connectedAt, r.seen = true, time.Now(), known
+		r.mu.Unlock()
+		r.d.emit(protocol.Connected{Remote: name})
+		if r.cfg.Push {
+			r.d.pushes.request(name) // local changes made while disconnected
+		}
+	}
+	r.mu.Lock()
+	changes := watch.Diff(r.seen, u.Refs)
+	r.seen = u.Refs
+	if len(changes) > 0 {
+		prune := r.pending != nil && r.pending.prune
+		for _, c := range changes {
+			prune = prune || c.Deleted()
+		}
+		r.pending = &actionReq{refs: u.Refs, prune: prune}
+	}
+	r.mu.Unlock()
+	if len(changes) > 0 {
+		r.d.emit(protocol.Changed{Remote: name, SHAs: newSHAs(changes)})
+	}
+	r.poke()
+	return nil
+}
+
+// fetched keeps the refs a fetch from the remote brings: those its fetch
+// refspecs map, and tags (which git follows). A change to anything else
+// (a peer's own remote-tracking refs, say) is not the user's business.
+// Without fetch refspecs every ref counts.
+func (r *runner) fetched(refs watch.Refs) watch.Refs {
+	specs := parseRefspecs(r.d.config().GetAll("remote." + r.cfg.Name + ".fetch"))
+	if len(specs) == 0 {
+		return refs
+	}
+	out := make(watch.Refs, len(refs))
+	for ref, sha := range refs {
+		if _, ok := mapRef(specs, ref); ok || strings.HasPrefix(ref, "refs/tags/") {
+			out[ref] = sha
+		}
+	}
+	return out
+}
+
+// known returns the refs last acted on, or derives them from the
+// remote-tracking refs on the first run.
+func (r *runner) known(ctx context.Context, remote watch.Refs) (watch.Refs, error) {
+	known, ok, err := loadKnown(r.d.repo.CommonDir, r.cfg.Name)
+	if err != nil {
+		r.d.log.Warn("ignoring unreadable state", "remote", r.cfg.Name, "err", err)
+	}
+	if ok {
+		return known, nil
+	}
+	local, err := watch.Snapshot(ctx, r.d.repo.CommonDir)
+	if err != nil {
+		return nil, err
+	}
+	specs := parseRefspecs(r.d.config().GetAll("remote." + r.cfg.Name + ".fetch"))
+	return deriveKnown(remote, local, specs), nil
+}
+
+// newSHAs lists the new object names of changes, once each; a deletion
+// gives the all-zero name.
+func newSHAs(changes []watch.Change) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, c := range changes {
+		sha := c.New
+		if sha == "" {
+			sha = strings.Repeat("0", len(c.Old))
+		}
+		if !seen[sha] {
+			seen[sha] = true
+			out = append(out, sha)
+		}
+	}
+	return out
+}
+
+// work performs the actions and pushes, one at a time, coalescing
+// requests that arrive meanwhile.
+func (r *runner) work(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		}
+		for ctx.Err() == nil {
+			r.mu.Lock()
+			req := r.pending
+			r.pending = nil
+			canPush := !r.watched || r.connected
+			r.mu.Unlock()
+			if req != nil {
+				r.act(ctx, req)
+				continue
+			}
+			if canPush && r.d.pushes.take(r.cfg.Name) {
+				r.push(ctx)
+				continue
+			}
+			break
+		}
+	}
+}
+
+// act performs the remote's daemonAction, and remembers the refs acted on
+// once it succeeded.
+func (r *runner) act(ctx context.Context, req *actionReq) {
+	name := r.cfg.Name
+	fail := func(what string, err error) {
+		if ctx.Err() == nil {
+			r.d.emit(protocol.Error{Remote: name, Text: what + " failed: " + err.Error()})
+		}
+	}
+	switch r.cfg.Action {
+	case gitcfg.ActionFetch, gitcfg.ActionPull:
+		if err := r.d.fetch(ctx, name, req.prune, r.gitEnv()); err != nil {
+			fail("fetch", err)
+			return
+		}
+	}
+	if err := saveKnown(r.d.repo.CommonDir, name, req.refs); err != nil {
+		r.d.log.Warn("cannot save state", "remote", name, "err", err)
+	}
+	switch r.cfg.Action {
+	case gitcfg.ActionFetch:
+		r.d.emit(protocol.Status{Remote: name, Text: "fetched"})
+	case gitcfg.ActionPull:
+		r.d.pullMu.Lock()
+		results, err := r.d.pull(ctx, r.cfg, r.d.config())
+		r.d.pullMu.Unlock()
+		var moved []string
+		for _, p := range results {
+			if p.diverged {
+				r.d.emit(protocol.Error{Remote: name, Text: fmt.Sprintf("branch %s has diverged from %s (%.10s vs %.10s): not merged", p.branch, name, p.from, p.to)})
+			} else {
+				moved = append(moved, fmt.Sprintf("%s %.10s..%.10s", p.branch, p.from, p.to))
+			}
+		}
+		if err != nil {
+			fail("pull", err)
+		}
+		text := "fetched"
+		if len(moved) > 0 {
+			text = "fetched; fast-forwarded " + strings.Join(moved, ", ")
+		}
+		r.d.emit(protocol.Status{Remote: name, Text: text})
+	}
+}
+
+func (r *runner) push(ctx context.Context) {
+	name := r.cfg.Name
+	if err := r.d.push(ctx, name, r.d.config(), r.gitEnv()); err != nil {
+		if ctx.Err() != nil {
+			r.d.pushes.request(name) // interrupted by PAUSE: push after RESUME
+			return
+		}
+		r.d.emit(protocol.Error{Remote: name, Text: "push failed: " + err.Error()})
+		return
+	}
+	r.d.emit(protocol.Status{Remote: name, Text: "pushed"})
+}
+
+// gitEnv lets git commands for the remote share the watcher's connection.
+func (r *runner) gitEnv() []string {
+	if ge, ok := r.watcher.(transport.GitEnver); ok {
+		return ge.GitEnv()
+	}
+	return nil
+}

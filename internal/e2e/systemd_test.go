@@ -1,0 +1,129 @@
+package e2e
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSystemdUnit runs the shipped systemd user unit as systemd would, as
+// far as this machine allows (no systemd runs here): the ExecStart line
+// with %h and %I expanded, in WorkingDirectory, with stdin on /dev/null;
+// it must stay up and fetch, reload on ExecReload's SIGHUP, and exit 0 on
+// SIGTERM.
+func TestSystemdUnit(t *testing.T) {
+	t.Parallel()
+	unit := parseUnit(t, "../../contrib/systemd/git-remote-daemon@.service")
+	for key, want := range map[string]string{
+		"Type":             "simple",
+		"WorkingDirectory": "%h/%I",
+		"ExecReload":       "/bin/kill -HUP $MAINPID",
+	} {
+		if unit[key] != want {
+			t.Errorf("%s=%q, want %q", key, unit[key], want)
+		}
+	}
+	home := t.TempDir()
+	repo := filepath.Join(home, "notes", "papers") // instance notes-papers
+	env := isolatedEnv(home)
+	git := func(dir string, args ...string) {
+		t.Helper()
+		runCmd(t, env, dir, "git", args...)
+	}
+	git(home, "init", "-q", "--bare", "up.git")
+	git(home, "init", "-q", "-b", "main", "src")
+	git(home, "init", "-q", repo)
+	git(repo, "remote", "add", "origin", "../../up.git")
+
+	// ExecStart with %h expanded; the binary is this test binary, which
+	// runs git-remote-daemon when called by that name.
+	argv := strings.Fields(strings.ReplaceAll(unit["ExecStart"], "%h", home))
+	if filepath.Base(argv[0]) != "git-remote-daemon" || len(argv) != 2 || argv[1] != "--no-detach" {
+		t.Fatalf("ExecStart=%q", unit["ExecStart"])
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, argv[1:]...)
+	cmd.Args[0] = "git-remote-daemon"
+	cmd.Dir = strings.ReplaceAll(strings.ReplaceAll(unit["WorkingDirectory"], "%h", home), "%I", "notes/papers")
+	cmd.Env = env
+	cmd.Stdin = nil // /dev/null, as systemd does
+	var stderr strings.Builder
+	cmd.Stderr = &lockedWriter{w: &stderr}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Kill()
+	}()
+
+	git(filepath.Join(home, "src"), "commit", "-q", "--allow-empty", "-m", "one")
+	git(filepath.Join(home, "src"), "push", "-q", "../up.git", "main")
+	waitFile(t, filepath.Join(repo, ".git/refs/remotes/origin/main"), exited, &stderr)
+
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil { // ExecReload
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil { // systemctl stop
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("no exit after SIGTERM")
+	}
+	if !strings.Contains(stderr.String(), "msg=stopped") {
+		t.Errorf("stderr:\n%s", stderr.String())
+	}
+}
+
+func waitFile(t *testing.T, path string, exited chan error, stderr *strings.Builder) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("daemon exited (%v):\n%s", err, stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("%s never appeared:\n%s", path, stderr.String())
+}
+
+// parseUnit reads the [Service] and [Unit] keys of a unit file.
+func parseUnit(t *testing.T, path string) map[string]string {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "[") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf("%s: bad line %q", path, line)
+		}
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,77 @@
+package thnode
+
+import (
+	"crypto/rand"
+	"errors"
+	"net/netip"
+	"reflect"
+	"testing"
+
+	"github.com/git-remote-daemon/git-remote-daemon/telehash"
+)
+
+func TestRoundTrip(t *testing.T) {
+	id, err := telehash.GenerateIdentity(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := id.Keys()
+	for _, a := range []Addr{
+		{Hashname: id.Hashname()},
+		{Hashname: id.Hashname(), Keys: keys},
+		{Hashname: id.Hashname(), Keys: keys, Paths: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:42424"), netip.MustParseAddrPort("192.0.2.1:1")}},
+	} {
+		got, err := ParseAddr(a.String())
+		if err != nil {
+			t.Fatalf("ParseAddr(%s): %v", a, err)
+		}
+		if !reflect.DeepEqual(got, a) {
+			t.Errorf("ParseAddr(%s) = %+v, want %+v", a, got, a)
+		}
+		if got.String() != a.String() {
+			t.Errorf("String changed: %s vs %s", got, a)
+		}
+	}
+	// Vector from the notes: a 3a key and its hashname.
+	a, err := ParseAddr("th::nzf4f6j7ylv53z3m4egrwltv2t2yks4rtpaimeg3avwqsoshqxba?cs3a=hp6yglmmqwcbw5hno37uauh6fn6dx5oj7s5vtapaifrur2jv6zha&udp4=127.0.0.1:9")
+	if err != nil || !a.Reachable() {
+		t.Fatalf("vector: %+v %v", a, err)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	other, _ := telehash.GenerateIdentity(rand.Reader)
+	id, _ := telehash.GenerateIdentity(rand.Reader)
+	for _, s := range []string{
+		"", "th::", "th::short", "th::" + string(id.Hashname()) + "?udp4=nope",
+		"th::" + string(id.Hashname()) + "?udp4=[::1]:5", "th::" + string(id.Hashname()) + "?udp4=127.0.0.1:0",
+		"th::" + string(id.Hashname()) + "?cs3a=" + other.Keys()["3a"],
+		"th::" + string(id.Hashname()) + "?cs3a=!!",
+		"th::" + string(id.Hashname()) + "?foo=bar",
+		"th::" + string(id.Hashname()) + "?cs3a=a&cs3a=b",
+		"th::" + string(id.Hashname()) + "?%zz",
+	} {
+		if a, err := ParseAddr(s); err == nil {
+			t.Errorf("ParseAddr(%q) = %+v, want an error", s, a)
+		} else if !errors.Is(err, ErrMalformedAddr) {
+			t.Errorf("ParseAddr(%q): %v does not wrap ErrMalformedAddr", s, err)
+		}
+	}
+}
+
+// FuzzParseAddr: th:: URLs come from other people; parsing never panics and
+// what parses renders to a URL that parses to the same address.
+func FuzzParseAddr(f *testing.F) {
+	f.Add("th::nzf4f6j7ylv53z3m4egrwltv2t2yks4rtpaimeg3avwqsoshqxba?cs3a=hp6yglmmqwcbw5hno37uauh6fn6dx5oj7s5vtapaifrur2jv6zha&udp4=127.0.0.1:9")
+	f.Add("th::nzf4f6j7ylv53z3m4egrwltv2t2yks4rtpaimeg3avwqsoshqxba")
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := ParseAddr(s)
+		if err != nil {
+			return
+		}
+		b, err := ParseAddr(a.String())
+		if err != nil || !reflect.DeepEqual(a, b) {
+			t.Fatalf("%q -> %s -> %+v, %v", s, a, b, err)
+		}
+	})
+}

@@ -1,0 +1,215 @@
+// Package thnode is a git node on telehash: it serves one repository to
+// authorized peers (git's pack protocol through the helper package, and
+// ref change notifications through the notify package), each on a
+// telehash "stream" channel whose request names the service:
+//
+//	{"service":"git"}      helper frames: the real upload-pack/receive-pack
+//	{"service":"notify"}   the notify protocol, every WATCH pinned to the repository
+//
+// and dials such services on other nodes.
+package thnode
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/git-remote-daemon/git-remote-daemon/helper"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/notify"
+	"github.com/git-remote-daemon/git-remote-daemon/telehash"
+	"github.com/git-remote-daemon/git-remote-daemon/watch"
+)
+
+// The services a node offers.
+const (
+	ServiceGit    = "git"
+	ServiceNotify = "notify"
+)
+
+// request is the JSON head of a stream channel's open.
+type request struct {
+	Service string `json:"service"`
+}
+
+// Options configure a node.
+type Options struct {
+	Identity *telehash.Identity
+	// Listen is the UDP address to bind (remotedaemon.thListen).
+	Listen string
+	// Allow says whether a peer may link to us and use our services:
+	// only peers named in one of the repository's th:: remotes.
+	Allow func(telehash.Hashname) bool
+	// GitDir is the served repository's git directory ("" serves none).
+	GitDir string
+	// Hub watches the served repository's refs for notify.
+	Hub    *watch.Hub
+	Logger *slog.Logger
+	// LinkTimeout bounds a link attempt (default 30 s, the handshake
+	// give-up time of the spec).
+	LinkTimeout time.Duration
+}
+
+// Keepalive is the link keepalive of nodes: a handshake every 10 s, so a
+// vanished peer is noticed within 25 s even when no stream is open.
+const Keepalive = 10 * time.Second
+
+// Node is a running telehash endpoint.
+type Node struct {
+	Mesh *telehash.Mesh
+	opts Options
+	log  *slog.Logger
+}
+
+// Start binds the mesh and starts serving.
+func Start(ctx context.Context, opts Options) (*Node, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	allow := opts.Allow
+	if allow == nil {
+		allow = func(telehash.Hashname) bool { return false }
+	}
+	opts.Allow = allow
+	m, err := telehash.NewMesh(ctx, opts.Identity, telehash.MeshOptions{Listen: opts.Listen, Allow: allow, Logger: opts.Logger,
+		HandshakeTimeout: opts.LinkTimeout, Keepalive: Keepalive})
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{Mesh: m, opts: opts, log: opts.Logger}
+	m.Handle(telehash.StreamType, func(c *telehash.Channel) { go n.serve(ctx, c) })
+	return n, nil
+}
+
+// Close stops the node.
+func (n *Node) Close() error { return n.Mesh.Close() }
+
+// Addr is the node's address, with its bound path.
+func (n *Node) Addr() Addr {
+	return Addr{Hashname: n.opts.Identity.Hashname(), Keys: n.opts.Identity.Keys(), Paths: []netip.AddrPort{n.Mesh.Addr()}}
+}
+
+func (n *Node) serve(ctx context.Context, c *telehash.Channel) {
+	peer := c.Peer()
+	if !n.opts.Allow(peer) {
+		n.log.Warn("refused a stream from an unauthorized peer", "peer", peer)
+		c.Abort("not authorized")
+		return
+	}
+	var req request
+	if open := c.OpenPacket(); open != nil {
+		if pkt, err := telehash.DecodePacket(open.Body); err == nil && pkt.IsJSON() {
+			_ = json.Unmarshal(pkt.Head, &req)
+		}
+	}
+	s, err := telehash.NewStream(ctx, c)
+	if err != nil {
+		c.Abort(err.Error())
+		return
+	}
+	defer s.Close()
+	switch {
+	case n.opts.GitDir == "":
+		c.Abort("this node serves no repository")
+	case req.Service == ServiceGit:
+		err = helper.Serve(ctx, s, helper.ServeOptions{RepoDir: n.opts.GitDir, Logger: n.log,
+			Authorize: func(context.Context, helper.Access) error {
+				if !n.opts.Allow(peer) {
+					return helper.ErrNotAuthorized
+				}
+				return nil
+			}})
+	case req.Service == ServiceNotify:
+		gitDir := n.opts.GitDir
+		err = notify.Serve(ctx, s, s, notify.ServerOptions{Hub: n.opts.Hub, Logger: n.log,
+			Resolve: func(string) (string, error) { return gitDir, nil }})
+	default:
+		c.Abort(fmt.Sprintf("unknown service %q", req.Service))
+		return
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		n.log.Info("stream ended", "peer", peer, "service", req.Service, "err", err)
+	}
+}
+
+// Dial links to addr and opens a stream to its service.
+func (n *Node) Dial(ctx context.Context, addr Addr, service string) (*telehash.Stream, error) {
+	hn := addr.Hashname
+	if !n.Mesh.Up(hn) {
+		if !addr.Reachable() {
+			return nil, fmt.Errorf("%s: not linked, and the th:: URL has no key and path to reach it", hn)
+		}
+		info := telehash.LinkInfo{Keys: addr.Keys}
+		for _, p := range addr.Paths {
+			info.Paths = append(info.Paths, telehash.Path{Type: "udp4", IP: p.Addr().String(), Port: int(p.Port())})
+		}
+		n.log.Debug("linking", "peer", hn, "paths", addr.Paths)
+		got, err := n.Mesh.Link(ctx, info)
+		n.log.Debug("link done", "peer", hn, "err", err)
+		if err != nil {
+			return nil, fmt.Errorf("link to %s: %w", hn, err)
+		}
+		if got != hn {
+			return nil, fmt.Errorf("link to %s reached %s", hn, got)
+		}
+	}
+	n.log.Debug("opening stream", "peer", hn, "service", service)
+	return n.Mesh.OpenStream(ctx, hn, request{Service: service})
+}
+
+// ListenFor picks the local address to bind for reaching addr: loopback
+// for a loopback peer, all interfaces otherwise.
+func ListenFor(addr Addr) string {
+	for _, p := range addr.Paths {
+		if !p.Addr().IsLoopback() {
+			return "0.0.0.0:0"
+		}
+	}
+	return "127.0.0.1:0"
+}
+
+// IdentityPath is where the user's identity lives:
+// $XDG_CONFIG_HOME/git-remote-daemon/th-id.json (~/.config by default).
+func IdentityPath() (string, error) {
+	dir := os.Getenv("XDG_CONFIG_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", err
+		}
+		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, "git-remote-daemon", "th-id.json"), nil
+}
+
+// LoadOrCreate loads the identity at path, creating it (0600, in a 0700
+// directory) when there is none.
+func LoadOrCreate(path string) (*telehash.Identity, error) {
+	id, err := telehash.LoadIdentity(path)
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	id, err = telehash.GenerateIdentity(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if err := id.Save(path); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+var _ io.ReadWriteCloser = (*telehash.Stream)(nil)

@@ -1,0 +1,162 @@
+// Package th watches th:: remotes: it opens a "notify" stream to the
+// remote node (over the daemon's telehash node) and follows its refs with
+// the notify protocol, as the ssh transport does over ssh.
+package th
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/notify"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/thnode"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/transport"
+	"github.com/git-remote-daemon/git-remote-daemon/telehash"
+	"github.com/git-remote-daemon/git-remote-daemon/watch"
+)
+
+// Dialer makes th watchers over the daemon's node, set once it runs.
+type Dialer struct {
+	mu   sync.Mutex
+	node *thnode.Node
+}
+
+var _ transport.Dialer = (*Dialer)(nil)
+
+// SetNode gives the dialer the daemon's node.
+func (d *Dialer) SetNode(n *thnode.Node) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.node = n
+}
+
+func (d *Dialer) getNode() *thnode.Node {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.node
+}
+
+// NewWatcher returns a watcher of the th:: remote r. A remote may name
+// several nodes (several remote.<name>.url values): it is watched on all
+// of them (see multi).
+func (d *Dialer) NewWatcher(r gitcfg.Remote, env transport.Env) (transport.Watcher, error) {
+	var nodes []*watcher
+	seen := map[string]bool{}
+	for _, u := range env.Config.GetAll("remote." + r.Name + ".url") {
+		u = env.Config.RewriteURL(u, false)
+		if transport.Classify(u) != transport.TH {
+			continue
+		}
+		a, err := thnode.ParseAddr(u)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[string(a.Hashname)] {
+			seen[string(a.Hashname)] = true
+			nodes = append(nodes, &watcher{d: d, addr: a, env: env})
+		}
+	}
+	switch len(nodes) {
+	case 0:
+		a, err := thnode.ParseAddr(r.URL)
+		if err != nil {
+			return nil, err
+		}
+		return &watcher{d: d, addr: a, env: env}, nil
+	case 1:
+		return nodes[0], nil
+	}
+	return &multi{nodes: nodes}, nil
+}
+
+// watcher watches one node.
+type watcher struct {
+	d    *Dialer
+	addr thnode.Addr
+	env  transport.Env
+}
+
+// PingEvery and DeadAfter: as for ssh, a silent peer is given up on.
+const (
+	PingEvery = 3 * time.Second
+	DeadAfter = 10 * time.Second
+)
+
+func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error {
+	node := w.d.getNode()
+	if node == nil {
+		return errors.New("no telehash node (set remotedaemon.thListen)")
+	}
+	err := w.watch(ctx, node, fn)
+	if ctx.Err() == nil && (errors.Is(err, errNoAnswer) || errors.Is(err, telehash.ErrChannelTimeout)) {
+		// The session is likely stale (the peer restarted and does not
+		// know it): forget it, so the next attempt handshakes afresh.
+		// Not for other failures: the session may be carrying other
+		// streams (a fetch) just fine.
+		node.Mesh.Unlink(w.addr.Hashname)
+	}
+	return err
+}
+
+// errNoAnswer is wrapped when the peer stopped answering pings.
+var errNoAnswer = errors.New("no answer")
+
+func (w *watcher) watch(ctx context.Context, node *thnode.Node, fn func(watch.Update) error) error {
+	// A URL with only a hashname: wait until that node links to us.
+	for !w.addr.Reachable() && !node.Mesh.Up(w.addr.Hashname) {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	s, err := node.Dial(ctx, w.addr, thnode.ServiceNotify)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer s.Close()
+	c, err := notify.NewClient(s, s)
+	if err != nil {
+		return fmt.Errorf("%s: %w", w.addr.Hashname, err)
+	}
+	sub, err := c.Watch("w1", ".")
+	if err != nil {
+		return err
+	}
+	ping := time.NewTicker(PingEvery)
+	defer ping.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.Abort("closed")
+			return nil
+		case <-ping.C:
+			if time.Since(c.LastReceived()) > DeadAfter {
+				s.Abort("no answer")
+				return fmt.Errorf("%s: %w for %s", w.addr.Hashname, errNoAnswer, DeadAfter)
+			}
+			if err := c.Ping(); err != nil {
+				return err
+			}
+		case e, ok := <-sub.Events():
+			if !ok {
+				if err := c.Err(); err != nil {
+					return err
+				}
+				return errors.New("watch ended")
+			}
+			if e.Err != nil {
+				return e.Err
+			}
+			if err := fn(e.Update); err != nil {
+				return err
+			}
+		}
+	}
+}
