@@ -49,9 +49,11 @@ func (o *Options) defaults() {
 }
 
 // Update is what Watch reports: the complete current refs, and the
-// changes since the previous update (nil in the first update, which is
-// sent once the watch is established).
+// changes since the previous update. The first update, sent once the
+// watch is established (or re-established), has First set and no
+// Changes: its refs are all news to the receiver.
 type Update struct {
+	First   bool
 	Refs    Refs
 	Changes []Change
 }
@@ -94,7 +96,7 @@ func Watch(ctx context.Context, gitDir string, opts Options, fn func(Update) err
 	if err != nil {
 		return err
 	}
-	if err := fn(Update{Refs: refs}); err != nil {
+	if err := fn(Update{First: true, Refs: refs}); err != nil {
 		return err
 	}
 	ticker := time.NewTicker(period)

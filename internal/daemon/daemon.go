@@ -44,6 +44,12 @@ type Options struct {
 	// StatusFile, when set, is rewritten with the status of every remote
 	// after each event (read by `git-remote-daemon status`).
 	StatusFile string
+	// Configure, when set, is called with the configuration before the
+	// remotes start and again after every RELOAD that read it, before the
+	// remotes are restarted: services that follow remotedaemon.* (the
+	// telehash node) start, move or stop there. An error is reported as
+	// `ERROR *` and the remotes run anyway.
+	Configure func(ctx context.Context, cfg *gitcfg.Config) error
 	// MinBackoff and MaxBackoff bound the reconnect delay (defaults 1s
 	// and 3m); a connection that stayed up for StableAfter (default 1m)
 	// resets it.
@@ -107,6 +113,7 @@ func (d *Daemon) Repo() Repo { return d.repo }
 func (d *Daemon) Serve(ctx context.Context, cmds <-chan protocol.Message) error {
 	d.mu.Lock()
 	d.ctx = ctx
+	d.configureLocked(d.config())
 	d.startAllLocked()
 	d.mu.Unlock()
 	defer func() {
@@ -215,6 +222,7 @@ func (d *Daemon) reloadLocked() {
 		return
 	}
 	old := d.cfg.Swap(cfg)
+	d.configureLocked(cfg)
 	globalChanged := !sameSettings(globalSettings(old), globalSettings(cfg))
 	fresh := map[string]gitcfg.Remote{}
 	for _, rc := range cfg.Remotes() {
@@ -246,6 +254,16 @@ func (d *Daemon) reloadLocked() {
 	}
 	d.stopSelfLocked()
 	d.startSelfLocked()
+}
+
+// configureLocked hands cfg to the services that follow it.
+func (d *Daemon) configureLocked(cfg *gitcfg.Config) {
+	if d.opts.Configure == nil {
+		return
+	}
+	if err := d.opts.Configure(d.ctx, cfg); err != nil {
+		d.emit(protocol.Error{Remote: protocol.Daemon, Text: err.Error()})
+	}
 }
 
 func globalSettings(c *gitcfg.Config) map[string][]string {
@@ -354,7 +372,7 @@ func (d *Daemon) startSelfLocked() {
 		defer close(s.done)
 		for ctx.Err() == nil {
 			err := watch.Watch(ctx, filepath.Clean(d.repo.CommonDir), watch.Options{Hub: d.opts.Hub, Logger: d.log}, func(u watch.Update) error {
-				if u.Changes == nil || pushable(u.Changes) {
+				if u.First || pushable(u.Changes) {
 					d.requestPushes() // at start: what changed while not running
 				}
 				return nil

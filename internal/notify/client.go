@@ -230,7 +230,7 @@ func (c *Client) dispatch(m Msg) error {
 			return fmt.Errorf("notify: second READY for %s", m.ID)
 		}
 		s.ready, s.batch = true, s.refs.Clone()
-		c.deliver(s, Event{Update: watch.Update{Refs: s.refs.Clone()}})
+		c.deliver(s, Event{Update: watch.Update{First: true, Refs: s.refs.Clone()}})
 	case Change, Delete:
 		if !s.ready {
 			return fmt.Errorf("notify: %s for %s before READY", m.Kind, m.ID)

@@ -160,7 +160,7 @@ func TestClientServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := next(t, sa); e.Err != nil || !e.Refs.Equal(watch.Refs{"refs/heads/main": c1}) || e.Changes != nil {
+	if e := next(t, sa); e.Err != nil || !e.Refs.Equal(watch.Refs{"refs/heads/main": c1}) || !e.First || e.Changes != nil {
 		t.Fatalf("a ready: %+v", e)
 	}
 	if e := next(t, sb); e.Err != nil || len(e.Refs) != 0 {

@@ -204,7 +204,7 @@ func (s *server) run(ctx context.Context, id, path string) error {
 	opts := watch.Options{Hub: s.opts.Hub, Logger: s.opts.Logger}
 	return watch.Watch(ctx, gitDir, opts, func(u watch.Update) error {
 		var batch []Msg
-		if u.Changes == nil {
+		if u.First {
 			refs := make([]string, 0, len(u.Refs))
 			for r := range u.Refs {
 				refs = append(refs, r)

@@ -70,7 +70,7 @@ func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error 
 	list := func(ctx context.Context) (watch.Refs, error) { return List(ctx, w.dir, w.remote, nil) }
 	return Run(ctx, w.every, list, func(u watch.Update) error {
 		err := fn(u)
-		if u.Changes == nil {
+		if u.First {
 			w.env.Report.Status(fmt.Sprintf("polling every %s", w.every))
 		}
 		return err
@@ -85,7 +85,7 @@ func Run(ctx context.Context, every time.Duration, list func(context.Context) (w
 	if err != nil {
 		return err
 	}
-	if err := fn(watch.Update{Refs: refs}); err != nil {
+	if err := fn(watch.Update{First: true, Refs: refs}); err != nil {
 		return err
 	}
 	t := time.NewTicker(every)

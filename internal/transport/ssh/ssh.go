@@ -285,7 +285,7 @@ func (w *watcher) poll(ctx context.Context, c *conn, fn func(watch.Update) error
 	list := func(ctx context.Context) (watch.Refs, error) { return poll.List(ctx, w.env.Dir, w.remote, env) }
 	err := poll.Run(ctx, w.every, list, func(u watch.Update) error {
 		err := fn(u)
-		if u.Changes == nil {
+		if u.First {
 			w.env.Report.Status(fmt.Sprintf("%v; polling every %s", c.noCommand, w.every))
 		}
 		return err

@@ -75,7 +75,7 @@ func (m *multi) Watch(ctx context.Context, fn func(watch.Update) error) error {
 		if next == nil {
 			next = watch.Refs{}
 		}
-		if e.u.Changes == nil { // the node (re)connected: its refs are news
+		if e.u.First { // the node (re)connected: its refs are news
 			for ref, sha := range e.u.Refs {
 				next[ref] = sha
 			}
@@ -91,7 +91,7 @@ func (m *multi) Watch(ctx context.Context, fn func(watch.Update) error) error {
 		var err error
 		switch changes := watch.Diff(merged, next); {
 		case merged == nil:
-			err = fn(watch.Update{Refs: next.Clone()})
+			err = fn(watch.Update{First: true, Refs: next.Clone()})
 		case len(changes) > 0:
 			m.mu.Lock()
 			m.last = e.i
