@@ -435,3 +435,11 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// gitErr runs git in dir and returns its error.
+func gitErr(dir string, args ...string) error {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = testGitEnv()
+	return cmd.Run()
+}

@@ -176,4 +176,3 @@ func awaitKnown(t *testing.T, h *harness, remote string, want watch.Refs) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
