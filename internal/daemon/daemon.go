@@ -84,9 +84,9 @@ type Daemon struct {
 	book  *book
 	clock clock
 
-	pullMu sync.Mutex // one pull at a time moves local branches
-	pushes pushQueue
-	cfg    atomic.Pointer[gitcfg.Config]
+	pullTurn chan struct{} // one pull at a time moves local branches: hold by sending
+	pushes   pushQueue
+	cfg      atomic.Pointer[gitcfg.Config]
 
 	// mu is held by the command loop only; runners never take it, so the
 	// loop may wait for a runner to stop while holding it.
@@ -123,7 +123,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{opts: opts, repo: repo, log: opts.Logger, book: newBook(opts.StatusFile),
-		clock: opts.clock, runners: map[string]*runner{}}
+		clock: opts.clock, runners: map[string]*runner{}, pullTurn: make(chan struct{}, 1)}
 	if d.opts.watchSelf == nil {
 		d.opts.watchSelf = func(ctx context.Context, fn func(watch.Update) error) error {
 			return watch.Watch(ctx, filepath.Clean(d.repo.CommonDir), watch.Options{Hub: d.opts.Hub, Logger: d.log}, fn)
@@ -212,10 +212,11 @@ func (d *Daemon) remote(name string) (gitcfg.Remote, bool) {
 	return gitcfg.Remote{}, false
 }
 
-// emit sends a message out and records it in the status book.
+// emit records a message in the status book and sends it out: whoever
+// reads the message finds the status file saying so.
 func (d *Daemon) emit(m protocol.Message) {
-	d.opts.Out.Emit(m)
 	d.book.apply(m)
+	d.opts.Out.Emit(m)
 }
 
 func (d *Daemon) startAllLocked() {

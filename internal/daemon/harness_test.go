@@ -313,6 +313,12 @@ type harness struct {
 // lines: "key value"), and starts a daemon in it.
 func newHarness(t *testing.T, config ...string) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil, config...)
+}
+
+// newHarnessWith is newHarness with more options set by with.
+func newHarnessWith(t *testing.T, with func(*Options), config ...string) *harness {
+	t.Helper()
 	dir := t.TempDir()
 	git(t, dir, "init", "-q", "-b", "main")
 	for _, kv := range config {
@@ -323,13 +329,17 @@ func newHarness(t *testing.T, config ...string) *harness {
 		self: make(chan *session, 100), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
-	d, err := New(ctx, Options{Dir: dir, Out: h.out,
+	opts := Options{Dir: dir, Out: h.out,
 		Transports: transport.Registry{transport.Local: h.dialer},
 		MinBackoff: time.Second, MaxBackoff: 8 * time.Second, StableAfter: time.Minute,
 		clock: h.clock,
 		watchSelf: func(ctx context.Context, fn func(watch.Update) error) error {
 			return runSession(ctx, h.self, fn)
-		}})
+		}}
+	if with != nil {
+		with(&opts)
+	}
+	d, err := New(ctx, opts)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

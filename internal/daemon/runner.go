@@ -340,9 +340,13 @@ func (r *runner) act(ctx context.Context, req *actionReq) {
 	case gitcfg.ActionFetch:
 		r.d.emit(protocol.Status{Remote: name, Text: "fetched"})
 	case gitcfg.ActionPull:
-		r.d.pullMu.Lock()
+		select { // one pull at a time; stopping the runner ends the wait
+		case r.d.pullTurn <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		results, err := r.d.pull(ctx, r.cfg, r.d.config())
-		r.d.pullMu.Unlock()
+		<-r.d.pullTurn
 		var moved []string
 		for _, p := range results {
 			if p.diverged {
