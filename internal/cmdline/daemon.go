@@ -177,7 +177,7 @@ func runForeground(c *cli.Context) error {
 		return cli.Exit(err.Error(), 1)
 	}
 	defer closeHub()
-	return d.Serve(ctx, daemon.ReadCommands(c.App.Reader, out))
+	return d.Serve(ctx, daemon.ReadCommands(ctx, c.App.Reader, out))
 }
 
 // logEmitter logs protocol messages: the background daemon's record of

@@ -7,9 +7,7 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/git-remote-daemon/git-remote-daemon/internal/backoff"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/transport"
 	"github.com/git-remote-daemon/git-remote-daemon/protocol"
@@ -54,18 +53,38 @@ type Options struct {
 	// and 3m); a connection that stayed up for StableAfter (default 1m)
 	// resets it.
 	MinBackoff, MaxBackoff, StableAfter time.Duration
+
+	// clock, when set, replaces the real time of the backoff waits and
+	// the StableAfter checks (tests).
+	clock clock
+	// watchSelf, when set, replaces the watch of the repository's own
+	// refs (tests).
+	watchSelf func(ctx context.Context, fn func(watch.Update) error) error
 }
+
+// clock is the daemon's time: tests drive a fake one, so that backoffs
+// of minutes take no time.
+type clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Daemon watches the remotes of one repository.
 type Daemon struct {
-	opts Options
-	repo Repo
-	log  *slog.Logger
-	book *book
+	opts  Options
+	repo  Repo
+	log   *slog.Logger
+	book  *book
+	clock clock
 
-	pullMu sync.Mutex // one pull at a time moves local branches
-	pushes pushQueue
-	cfg    atomic.Pointer[gitcfg.Config]
+	pullTurn chan struct{} // one pull at a time moves local branches: hold by sending
+	pushes   pushQueue
+	cfg      atomic.Pointer[gitcfg.Config]
 
 	// mu is held by the command loop only; runners never take it, so the
 	// loop may wait for a runner to stop while holding it.
@@ -90,6 +109,9 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if opts.StableAfter <= 0 {
 		opts.StableAfter = time.Minute
 	}
+	if opts.clock == nil {
+		opts.clock = realClock{}
+	}
 	repo, err := FindRepo(ctx, opts.Dir)
 	if err != nil {
 		return nil, err
@@ -99,7 +121,12 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{opts: opts, repo: repo, log: opts.Logger, book: newBook(opts.StatusFile),
-		runners: map[string]*runner{}}
+		clock: opts.clock, runners: map[string]*runner{}, pullTurn: make(chan struct{}, 1)}
+	if d.opts.watchSelf == nil {
+		d.opts.watchSelf = func(ctx context.Context, fn func(watch.Update) error) error {
+			return watch.Watch(ctx, filepath.Clean(d.repo.CommonDir), watch.Options{Hub: d.opts.Hub, Logger: d.log}, fn)
+		}
+	}
 	d.cfg.Store(cfg)
 	return d, nil
 }
@@ -183,10 +210,11 @@ func (d *Daemon) remote(name string) (gitcfg.Remote, bool) {
 	return gitcfg.Remote{}, false
 }
 
-// emit sends a message out and records it in the status book.
+// emit records a message in the status book and sends it out: whoever
+// reads the message finds the status file saying so.
 func (d *Daemon) emit(m protocol.Message) {
-	d.opts.Out.Emit(m)
 	d.book.apply(m)
+	d.opts.Out.Emit(m)
 }
 
 func (d *Daemon) startAllLocked() {
@@ -213,8 +241,13 @@ func (d *Daemon) startLocked(rc gitcfg.Remote) {
 	r.start(d.ctx)
 }
 
-// reloadLocked re-reads the configuration: removed remotes stop, added
-// ones start, and those whose settings changed restart.
+// reloadLocked re-reads the configuration: removed remotes stop (and
+// their state is forgotten), added ones start, and those whose settings
+// changed restart; a change of remotedaemon.* restarts them all. The
+// others are left alone, their reconnect delay skipped. Only the remotes
+// with daemonPush that started or restarted push (at their connect, or
+// now when not watched); the watch of the repository's own refs runs on,
+// so a RELOAD does not make every other remote push.
 func (d *Daemon) reloadLocked() {
 	cfg, err := gitcfg.Read(d.ctx, d.repo.Dir)
 	if err != nil {
@@ -228,6 +261,7 @@ func (d *Daemon) reloadLocked() {
 	for _, rc := range cfg.Remotes() {
 		fresh[rc.Name] = rc
 	}
+	var started []gitcfg.Remote
 	for name, r := range d.runners {
 		rc, ok := fresh[name]
 		switch {
@@ -240,6 +274,7 @@ func (d *Daemon) reloadLocked() {
 		case globalChanged || !r.cfg.Equal(rc):
 			r.stop()
 			d.startLocked(rc)
+			started = append(started, rc)
 		default:
 			r.kickNow()
 		}
@@ -250,10 +285,22 @@ func (d *Daemon) reloadLocked() {
 	for name, rc := range fresh {
 		if _, ok := d.runners[name]; !ok {
 			d.startLocked(rc)
+			started = append(started, rc)
 		}
 	}
-	d.stopSelfLocked()
-	d.startSelfLocked()
+	if !d.wantSelfLocked() {
+		d.stopSelfLocked()
+		return
+	}
+	if d.self == nil {
+		d.startSelfLocked() // its first update asks every remote with daemonPush: all started now
+		return
+	}
+	for _, rc := range started {
+		if rc.Push && rc.Err == nil {
+			d.pushes.request(rc.Name)
+		}
+	}
 }
 
 // configureLocked hands cfg to the services that follow it.
@@ -357,12 +404,18 @@ type selfWatch struct {
 	done   chan struct{}
 }
 
-func (d *Daemon) startSelfLocked() {
-	any := false
+// wantSelfLocked reports whether a running remote has daemonPush.
+func (d *Daemon) wantSelfLocked() bool {
 	for _, r := range d.runners {
-		any = any || (r.cfg.Push && r.cfg.Err == nil)
+		if r.cfg.Push && r.cfg.Err == nil {
+			return true
+		}
 	}
-	if !any || d.self != nil {
+	return false
+}
+
+func (d *Daemon) startSelfLocked() {
+	if !d.wantSelfLocked() || d.self != nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(d.ctx)
@@ -370,22 +423,32 @@ func (d *Daemon) startSelfLocked() {
 	d.self = s
 	go func() {
 		defer close(s.done)
-		for ctx.Err() == nil {
-			err := watch.Watch(ctx, filepath.Clean(d.repo.CommonDir), watch.Options{Hub: d.opts.Hub, Logger: d.log}, func(u watch.Update) error {
+		b := d.newBackoff()
+		for {
+			began := d.clock.Now()
+			err := d.opts.watchSelf(ctx, func(u watch.Update) error {
 				if u.First || pushable(u.Changes) {
-					d.requestPushes() // at start: what changed while not running
+					d.requestPushes() // at start: what changed while not watched
 				}
 				return nil
 			})
-			if err != nil && ctx.Err() == nil {
-				d.log.Error("watching the repository's own refs", "err", err)
-				select {
-				case <-ctx.Done():
-				case <-time.After(d.opts.MinBackoff):
-				}
+			if ctx.Err() != nil {
+				return
+			}
+			b.Done(d.clock.Now().Sub(began))
+			d.log.Error("watching the repository's own refs", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-d.clock.After(b.Next()):
 			}
 		}
 	}()
+}
+
+// newBackoff returns the reconnect delays of Options.
+func (d *Daemon) newBackoff() backoff.Backoff {
+	return backoff.Backoff{Min: d.opts.MinBackoff, Max: d.opts.MaxBackoff, StableAfter: d.opts.StableAfter}
 }
 
 func (d *Daemon) stopSelfLocked() {
@@ -404,35 +467,4 @@ func pushable(changes []watch.Change) bool {
 		}
 	}
 	return false
-}
-
-// ReadCommands reads protocol lines from r and sends the commands on the
-// returned channel, which is closed at the end of input. A malformed or
-// unknown line is answered with an ERROR and reading goes on.
-func ReadCommands(r io.Reader, out Emitter) <-chan protocol.Message {
-	ch := make(chan protocol.Message, 64)
-	go func() {
-		defer close(ch)
-		pr := protocol.NewReader(r)
-		for {
-			line, err := pr.ReadLine()
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			if errors.Is(err, protocol.ErrLineTooLong) {
-				out.Emit(protocol.Error{Remote: protocol.Daemon, Text: err.Error()})
-				continue
-			}
-			if err != nil {
-				return // stdin is broken: as good as closed
-			}
-			m, err := protocol.ParseCommand(line)
-			if err != nil {
-				out.Emit(protocol.Error{Remote: protocol.Daemon, Text: fmt.Sprintf("line %d: %v", pr.Line(), err)})
-				continue
-			}
-			ch <- m
-		}
-	}()
-	return ch
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +41,22 @@ type runner struct {
 type actionReq struct {
 	refs  watch.Refs
 	prune bool
+	// envs are the git environments (see transport.GitEnver) of the
+	// changes coalesced here, captured when each change was reported,
+	// oldest first, each once: a remote with several nodes is fetched
+	// from the node of each change, the latest last, so the node whose
+	// change was acted on is the one fetched from (not whichever node
+	// changed since), and the last word is the latest change's node.
+	envs [][]string
+}
+
+// addEnv records the environment of one more change.
+func (a *actionReq) addEnv(env []string) {
+	if env == nil {
+		return
+	}
+	a.envs = slices.DeleteFunc(a.envs, func(e []string) bool { return slices.Equal(e, env) })
+	a.envs = append(a.envs, env)
 }
 
 func newRunner(d *Daemon, cfg gitcfg.Remote) *runner {
@@ -118,10 +134,13 @@ func (rp reporter) Status(text string) {
 }
 
 // watchLoop keeps the remote watched, reconnecting with exponential
-// backoff and jitter.
+// backoff and jitter. The delay is reset by a connection that lasted
+// StableAfter and by a kick (RESUME, RELOAD); a transport.RetryAfter
+// error makes it at least its After. An error is reported once, not at
+// every retry, until the remote connects again or fails differently.
 func (r *runner) watchLoop(ctx context.Context, w transport.Watcher) {
 	name := r.cfg.Name
-	delay := r.d.opts.MinBackoff
+	b := r.d.newBackoff()
 	lastErr := ""
 	for {
 		err := w.Watch(ctx, func(u watch.Update) error { return r.update(ctx, u) })
@@ -132,9 +151,7 @@ func (r *runner) watchLoop(ctx context.Context, w transport.Watcher) {
 		if was {
 			r.d.emit(protocol.Disconnected{Remote: name})
 			lastErr = ""
-			if time.Since(since) >= r.d.opts.StableAfter {
-				delay = r.d.opts.MinBackoff
-			}
+			b.Done(r.d.clock.Now().Sub(since))
 		}
 		if ctx.Err() != nil {
 			return
@@ -142,7 +159,7 @@ func (r *runner) watchLoop(ctx context.Context, w transport.Watcher) {
 		if err == nil {
 			err = errors.New("connection closed")
 		}
-		wait := jitter(delay)
+		wait := b.Next()
 		var ra *transport.RetryAfter
 		if errors.As(err, &ra) && ra.After > wait {
 			wait = ra.After
@@ -152,26 +169,14 @@ func (r *runner) watchLoop(ctx context.Context, w transport.Watcher) {
 			lastErr = msg
 		}
 		r.d.log.Info("reconnecting", "remote", name, "in", wait.Round(time.Millisecond), "err", err)
-		delay = min(2*delay, r.d.opts.MaxBackoff)
-		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return
 		case <-r.kick:
-			delay = r.d.opts.MinBackoff
-		case <-t.C:
+			b.Reset()
+		case <-r.d.clock.After(wait):
 		}
-		t.Stop()
 	}
-}
-
-// jitter spreads d over [d/2, d) so many daemons do not retry in step.
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2)
 }
 
 // update handles what the watcher saw: on connect, the remote's refs are
@@ -189,22 +194,32 @@ func (r *runner) update(ctx context.Context, u watch.Update) error {
 			return err
 		}
 		r.mu.Lock()
-		r.connected, r.connectedAt, r.seen = true, time.Now(), known
+		r.connected, r.connectedAt, r.seen = true, r.d.clock.Now(), known
 		r.mu.Unlock()
+		select { // a kick while disconnected is spent; none is left for later
+		case <-r.kick:
+		default:
+		}
 		r.d.emit(protocol.Connected{Remote: name})
 		if r.cfg.Push {
 			r.d.pushes.request(name) // local changes made while disconnected
 		}
 	}
+	env := r.gitEnv() // now: the node of this change (see transport.GitEnver)
 	r.mu.Lock()
 	changes := watch.Diff(r.seen, u.Refs)
 	r.seen = u.Refs
 	if len(changes) > 0 {
-		prune := r.pending != nil && r.pending.prune
-		for _, c := range changes {
-			prune = prune || c.Deleted()
+		req := r.pending
+		if req == nil {
+			req = &actionReq{}
 		}
-		r.pending = &actionReq{refs: u.Refs, prune: prune}
+		req.refs = u.Refs
+		for _, c := range changes {
+			req.prune = req.prune || c.Deleted()
+		}
+		req.addEnv(env)
+		r.pending = req
 	}
 	r.mu.Unlock()
 	if len(changes) > 0 {
@@ -307,9 +322,15 @@ func (r *runner) act(ctx context.Context, req *actionReq) {
 	}
 	switch r.cfg.Action {
 	case gitcfg.ActionFetch, gitcfg.ActionPull:
-		if err := r.d.fetch(ctx, name, req.prune, r.gitEnv()); err != nil {
-			fail("fetch", err)
-			return
+		envs := req.envs
+		if len(envs) == 0 {
+			envs = [][]string{nil}
+		}
+		for _, env := range envs {
+			if err := r.d.fetch(ctx, name, req.prune, env); err != nil {
+				fail("fetch", err)
+				return
+			}
 		}
 	}
 	if err := saveKnown(r.d.repo.CommonDir, name, req.refs); err != nil {
@@ -319,9 +340,13 @@ func (r *runner) act(ctx context.Context, req *actionReq) {
 	case gitcfg.ActionFetch:
 		r.d.emit(protocol.Status{Remote: name, Text: "fetched"})
 	case gitcfg.ActionPull:
-		r.d.pullMu.Lock()
+		select { // one pull at a time; stopping the runner ends the wait
+		case r.d.pullTurn <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		results, err := r.d.pull(ctx, r.cfg, r.d.config())
-		r.d.pullMu.Unlock()
+		<-r.d.pullTurn
 		var moved []string
 		for _, p := range results {
 			if p.diverged {

@@ -103,7 +103,11 @@ type Watcher interface {
 
 // GitEnver is implemented by watchers whose connection the git commands
 // run for the remote (fetch, push) can share; GitEnv returns the
-// environment to add to them, or nil.
+// environment to add to them, or nil. Asked while Watch's fn is handling
+// an update, it returns the environment that reaches the refs of that
+// update (for a remote with several nodes: the node that reported it);
+// the daemon keeps it with the change, and fetches with it however late
+// the fetch runs.
 type GitEnver interface {
 	GitEnv() []string
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/git-remote-daemon/git-remote-daemon/internal/backoff"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/transport"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
 )
@@ -17,17 +19,44 @@ import (
 const NodeEnv = "GIT_REMOTE_TH_NODE"
 
 // multi watches a remote that names several nodes. The remote is
-// connected while any node is; its refs are the union of the nodes' refs,
-// each ref as the node that last reported it has it; a change on any node
-// is a change of the remote, and the fetch that follows goes to that node.
+// connected while any node is. Its refs are those of its nodes merged:
+// each ref as the node that last reported it has it. A ref goes when a
+// node drops it (deletes it, or reconnects without it: deleted while it
+// was away) and no other connected node has it; if one has, the ref
+// takes that node's value. A node going away takes nothing with it: the
+// remote may only be out of reach of one of its replicas. A change on any node is a change of the
+// remote, and GitEnv, asked while the change is delivered, names that
+// node, so the fetch that follows goes there (see transport.GitEnver).
 type multi struct {
 	nodes []*watcher
+	// members, when set, replaces nodes: tests watch fake nodes.
+	members []member
+	// retry is the reconnect delay of each node (zero: 1s to 30s, reset
+	// after a minute up).
+	retry backoff.Backoff
 
 	mu   sync.Mutex
-	last int // index of the node that reported the last change
+	last string // hashname of the node whose update is delivered
+}
+
+// member is one node of a multi: its watcher and hashname.
+type member struct {
+	w    transport.Watcher
+	name string
 }
 
 var _ transport.GitEnver = (*multi)(nil)
+
+func (m *multi) each() []member {
+	if m.members != nil {
+		return m.members
+	}
+	out := make([]member, len(m.nodes))
+	for i, n := range m.nodes {
+		out[i] = member{w: n, name: string(n.addr.Hashname)}
+	}
+	return out
+}
 
 // nodeEvent is a node's update, or (Update nil) its loss with err.
 type nodeEvent struct {
@@ -36,23 +65,89 @@ type nodeEvent struct {
 	err error
 }
 
+// merger keeps each node's refs and the remote's merged refs.
+type merger struct {
+	nodes  map[int]watch.Refs // the refs of each node, as last known
+	up     map[int]bool       // the nodes connected now
+	merged watch.Refs         // nil until a node connected
+	from   map[string]int     // the node each merged ref comes from
+}
+
+// lose records that a node went away; the merged refs stay.
+func (g *merger) lose(i int) { delete(g.up, i) }
+
+// apply takes in a node's update and returns the new merged refs.
+func (g *merger) apply(i int, u watch.Update) watch.Refs {
+	if g.nodes == nil {
+		g.nodes, g.up, g.from = map[int]watch.Refs{}, map[int]bool{}, map[string]int{}
+	}
+	g.up[i] = true
+	next := g.merged.Clone()
+	if next == nil {
+		next = watch.Refs{}
+	}
+	mine := g.nodes[i].Clone()
+	var gone []string // refs the node no longer has
+	if u.First {      // (re)connected: its refs are news
+		for ref := range mine {
+			if _, ok := u.Refs[ref]; !ok {
+				gone = append(gone, ref) // deleted while it was away
+			}
+		}
+		mine = u.Refs.Clone()
+		for ref, sha := range mine {
+			next[ref], g.from[ref] = sha, i
+		}
+	} else {
+		if mine == nil {
+			mine = watch.Refs{}
+		}
+		for _, c := range u.Changes {
+			if c.Deleted() {
+				delete(mine, c.Ref)
+				gone = append(gone, c.Ref)
+			} else {
+				mine[c.Ref] = c.New
+				next[c.Ref], g.from[c.Ref] = c.New, i
+			}
+		}
+	}
+	g.nodes[i] = mine
+	for _, ref := range gone {
+		if from, ok := g.from[ref]; ok && from != i && g.up[from] && g.nodes[from][ref] != "" {
+			continue // it comes from another connected node, which has it
+		}
+		delete(next, ref)
+		delete(g.from, ref)
+		for _, j := range slices.Sorted(maps.Keys(g.nodes)) { // a connected node has it: its value
+			if sha, ok := g.nodes[j][ref]; ok && j != i && g.up[j] {
+				next[ref], g.from[ref] = sha, j
+				break
+			}
+		}
+	}
+	g.merged = next
+	return next
+}
+
 func (m *multi) Watch(ctx context.Context, fn func(watch.Update) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	nodes := m.each()
 	events := make(chan nodeEvent)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	for i, n := range m.nodes {
+	for i, n := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m.follow(ctx, i, n, events)
+			follow(ctx, i, n.w, m.retryDelay(), events)
 		}()
 	}
 	up := map[int]bool{}
 	failed := map[int]bool{}
-	var merged watch.Refs
+	var g merger
 	var lastErr error
 	for {
 		var e nodeEvent
@@ -63,55 +158,49 @@ func (m *multi) Watch(ctx context.Context, fn func(watch.Update) error) error {
 		}
 		if e.u == nil {
 			delete(up, e.i)
+			g.lose(e.i)
 			failed[e.i], lastErr = true, e.err
-			if len(up) == 0 && (merged != nil || len(failed) == len(m.nodes)) {
+			if len(up) == 0 && (g.merged != nil || len(failed) == len(nodes)) {
 				return fmt.Errorf("no node of the remote answers; last: %w", lastErr)
 			}
 			continue
 		}
 		up[e.i] = true
 		delete(failed, e.i)
-		next := merged.Clone()
-		if next == nil {
-			next = watch.Refs{}
-		}
-		if e.u.First { // the node (re)connected: its refs are news
-			for ref, sha := range e.u.Refs {
-				next[ref] = sha
-			}
-		} else {
-			for _, c := range e.u.Changes {
-				if c.Deleted() {
-					delete(next, c.Ref)
-				} else {
-					next[c.Ref] = c.New
-				}
-			}
-		}
-		var err error
-		switch changes := watch.Diff(merged, next); {
-		case merged == nil:
-			err = fn(watch.Update{First: true, Refs: next.Clone()})
+		old := g.merged
+		next := g.apply(e.i, *e.u)
+		var u *watch.Update
+		switch changes := watch.Diff(old, next); {
+		case old == nil:
+			u = &watch.Update{First: true, Refs: next.Clone()}
 		case len(changes) > 0:
-			m.mu.Lock()
-			m.last = e.i
-			m.mu.Unlock()
-			err = fn(watch.Update{Refs: next.Clone(), Changes: changes})
+			u = &watch.Update{Refs: next.Clone(), Changes: changes}
 		}
-		merged = next
-		if err != nil {
+		if u == nil {
+			continue
+		}
+		m.mu.Lock()
+		m.last = nodes[e.i].name
+		m.mu.Unlock()
+		if err := fn(*u); err != nil {
 			return err
 		}
 	}
 }
 
+func (m *multi) retryDelay() backoff.Backoff {
+	if m.retry.Min > 0 {
+		return m.retry
+	}
+	return backoff.Backoff{Min: time.Second, Max: 30 * time.Second, StableAfter: time.Minute}
+}
+
 // follow keeps one node watched, reconnecting with backoff, and reports
 // its updates and losses.
-func (m *multi) follow(ctx context.Context, i int, n *watcher, events chan<- nodeEvent) {
-	delay := time.Second
+func follow(ctx context.Context, i int, w transport.Watcher, b backoff.Backoff, events chan<- nodeEvent) {
 	for ctx.Err() == nil {
 		started := time.Now()
-		err := n.Watch(ctx, func(u watch.Update) error {
+		err := w.Watch(ctx, func(u watch.Update) error {
 			select {
 			case events <- nodeEvent{i: i, u: &u}:
 				return nil
@@ -130,22 +219,20 @@ func (m *multi) follow(ctx context.Context, i int, n *watcher, events chan<- nod
 		case <-ctx.Done():
 			return
 		}
-		if time.Since(started) > time.Minute {
-			delay = time.Second
-		}
-		wait := delay/2 + rand.N(delay/2+1)
-		delay = min(2*delay, 30*time.Second)
-		select {
-		case <-ctx.Done():
+		b.Done(time.Since(started))
+		if !backoff.Sleep(ctx, b.Next()) {
 			return
-		case <-time.After(wait):
 		}
 	}
 }
 
-// GitEnv points git-remote-th at the node whose change is being fetched.
+// GitEnv points git-remote-th at the node whose change is being
+// delivered (called during the update: see transport.GitEnver).
 func (m *multi) GitEnv() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return []string{NodeEnv + "=" + string(m.nodes[m.last].addr.Hashname)}
+	if m.last == "" {
+		return nil
+	}
+	return []string{NodeEnv + "=" + m.last}
 }
