@@ -122,3 +122,12 @@ type trimmedError struct{ err error }
 
 func (e trimmedError) Error() string { return strings.TrimRight(e.err.Error(), ": ") }
 func (e trimmedError) Unwrap() error { return e.err }
+
+// thUsage is what `git-remote-th --help` prints.
+const thUsage = `usage: git-remote-th <remote> <th address>
+
+The git remote helper for th:: URLs: git runs it for ` + "`git clone th::...`" + `, git fetch and
+git push; you do not run it yourself. It carries git's pack protocol over telehash
+to the node at the address (its daemon serves the repository). See the README,
+section "th:: remotes (telehash)".
+`
