@@ -187,16 +187,18 @@ func runForeground(c *cli.Context) error {
 		return cli.Exit(err.Error(), 1)
 	}
 	defer lock.Release()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	mux := newCommandMux()
+	// The socket opens with the lock: a command that comes while the
+	// daemon starts waits for it rather than finding no daemon.
+	defer startControl(ctx, paths, repo, mux, log)()
 	d, closeHub, err := newDaemon(ctx, c, out, paths.Status)
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
 	defer closeHub()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	mux := newCommandMux()
 	go mux.run(ctx, daemon.ReadCommands(c.App.Reader, out))
-	defer startControl(ctx, paths, repo, mux, log)()
 	return d.Serve(ctx, mux.out)
 }
 
@@ -241,15 +243,16 @@ func runService(c *cli.Context) error {
 		return cli.Exit(err.Error(), 1)
 	}
 	defer lock.Release()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	mux := newCommandMux()
+	defer startControl(ctx, paths, repo, mux, log)()
 	d, closeHub, err := newDaemon(ctx, c, logEmitter{log}, paths.Status)
 	if err != nil {
 		background.Ready("error: " + err.Error())
 		return cli.Exit(err.Error(), 1)
 	}
 	defer closeHub()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	mux := newCommandMux()
 	go mux.run(ctx, nil)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -264,7 +267,6 @@ func runService(c *cli.Context) error {
 			}
 		}
 	}()
-	defer startControl(ctx, paths, repo, mux, log)()
 	log.Info("started", "version", Version, "pid", os.Getpid(), "mode", string(mode), "repo", repo.Dir)
 	background.Ready("ready")
 	err = d.Serve(ctx, mux.out)
