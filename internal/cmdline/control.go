@@ -220,6 +220,11 @@ func sendControl(c *cli.Context, p background.Paths, done string, msgs ...protoc
 		return cli.Exit(err.Error(), 1)
 	}
 	fmt.Fprintf(c.App.Writer, "git-remote-daemon %s (%s)\n", done, info)
+	if _, push := msgs[0].(protocol.Push); push {
+		if rep, err := daemon.ReadReport(p.Status); err == nil && rep.PID == info.PID && rep.Paused {
+			fmt.Fprintln(c.App.Writer, "it is paused: it pushes when resumed (git-remote-daemon resume)")
+		}
+	}
 	return nil
 }
 
