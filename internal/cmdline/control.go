@@ -85,6 +85,9 @@ func controlHandler(repo daemon.Repo, statusFile string, mux *commandMux) contro
 			}
 		}
 		if err := mux.send(ctx, m); err != nil {
+			if ctx.Err() != nil {
+				return errStopping
+			}
 			return err
 		}
 		switch m.(type) {
@@ -205,6 +208,11 @@ func controlCmd(c *cli.Context, done string, msgs ...protocol.Message) error {
 	return sendControl(c, p, done, msgs...)
 }
 
+// answerWithin bounds the wait for the daemon to take a command: it
+// takes one when done with the one before (a PAUSE waits for running
+// fetches to stop).
+const answerWithin = time.Minute
+
 func sendControl(c *cli.Context, p background.Paths, done string, msgs ...protocol.Message) error {
 	info, err := background.Running(p)
 	if errors.Is(err, background.ErrNotRunning) {
@@ -213,7 +221,12 @@ func sendControl(c *cli.Context, p background.Paths, done string, msgs ...protoc
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	if err := control.Send(c.Context, p.Control, msgs...); err != nil {
+	ctx, cancel := context.WithTimeout(c.Context, answerWithin)
+	defer cancel()
+	if err := control.Send(ctx, p.Control, msgs...); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return cli.Exit(fmt.Sprintf("the daemon (%s) did not answer within %s: it may be busy (see git-remote-daemon status and its log)", info, answerWithin), 1)
+		}
 		if errors.Is(err, control.ErrNoDaemon) {
 			return cli.Exit(fmt.Sprintf("the daemon (%s) does not answer on its control socket: %v", info, err), 1)
 		}
