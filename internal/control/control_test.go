@@ -190,3 +190,28 @@ func FuzzParseReply(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAnswer: whatever line a client sends, the answer is one line, OK
+// only for a command, which the handler then got.
+func FuzzAnswer(f *testing.F) {
+	for _, s := range []string{"PAUSE", "RESUME", "RELOAD", "PUSH origin", "PUSH", "PUSH a b", "CONNECTED x", "", "ERROR * x", "pause"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		called := false
+		reply := answer(context.Background(), line, 1, func(_ context.Context, m protocol.Message) error {
+			called = true
+			return nil
+		})
+		s := reply.String()
+		if strings.ContainsAny(s, "\n\r") {
+			t.Fatalf("answer %q is not one line", s)
+		}
+		if (s == OK) != called {
+			t.Fatalf("answer %q, handler called %v", s, called)
+		}
+		if s != OK && parseReply(s) == nil {
+			t.Fatalf("refusal %q reads as OK", s)
+		}
+	})
+}
