@@ -44,7 +44,9 @@ func Daemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Description: "Run in a git repository. Without --foreground it detaches and performs each remote's\n" +
 			"daemonAction (fetch, pull or none) when the remote changes. With --foreground it speaks\n" +
 			"the stdio protocol (CONNECTED, DISCONNECTED, CHANGED, STATUS, ERROR out; PAUSE, RESUME,\n" +
-			"PUSH, RELOAD in) and exits when stdin closes. Configuration is read from git config.",
+			"PUSH, RELOAD in) and exits when stdin closes. Configuration is read from git config.\n" +
+			"One daemon runs per repository, whatever its mode; pause, resume, reload and push reach\n" +
+			"it through its control socket.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "C", Usage: "run as if started in `DIR`"},
 			&cli.BoolFlag{Name: "foreground", Usage: "speak the stdio protocol on stdin/stdout; exit when stdin closes"},
@@ -52,6 +54,9 @@ func Daemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			&cli.BoolFlag{Name: "debug", Usage: "log debug messages to stderr"},
 		},
 		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return unknownCommand(c)
+			}
 			switch {
 			case c.Bool("foreground") && c.Bool("no-detach"):
 				return cli.Exit("--foreground and --no-detach exclude each other", 2)
@@ -62,9 +67,10 @@ func Daemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			}
 			return detach(c)
 		},
-		Commands: []*cli.Command{
-			{Name: "stop", Usage: "stop the background daemon of this repository", Action: stopCmd},
-			{Name: "status", Usage: "show the background daemon and each remote's transport, state, last change and last error", Action: statusCmd},
+		Commands: append(append([]*cli.Command{
+			{Name: "status", Usage: "show the daemon (pid, mode, paused) and each remote's transport, state, last change and last error", Action: statusCmd},
+			{Name: "stop", Usage: "stop the daemon of this repository, whatever its mode", Action: stopCmd},
+		}, controlCommands()...), []*cli.Command{
 			{
 				Name:  "address",
 				Usage: "print the th:: URLs by which other nodes reach this one, one per line",
@@ -76,15 +82,18 @@ func Daemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				Name:      "notify-changes",
 				Usage:     "run on the far side of a remote (over ssh): stream the ref changes of repositories to the daemon",
 				ArgsUsage: "[PATH...]",
-				Description: "Speaks the notify protocol on stdin/stdout (see the notify package): a banner, then READY with\n" +
-					"the refs of each watched repository and a line per change. PATHs are resolved as git does\n" +
-					"(~, path, path.git, path/.git). Exits when stdin closes or the daemon's heartbeat stops.",
+				Description: "You do not run this yourself: the daemon runs it on the remote host over ssh, so that\n" +
+					"git-remote-daemon must be installed there (on the PATH of a non-interactive ssh session,\n" +
+					"or named by remote.<name>.daemonCommand). It watches the repositories it is asked about\n" +
+					"and tells the daemon within milliseconds when a ref changes; it exits when the daemon\n" +
+					"goes away. PATHs are resolved as git does (~, path, path.git, path/.git). The lines it\n" +
+					"speaks are described in the README, section \"The notify protocol (far side of ssh)\".",
 				Flags: []cli.Flag{
 					&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "exit when nothing arrived from the daemon for this long"},
 				},
 				Action: notifyCmd,
 			},
-		},
+		}...),
 		ExitErrHandler: func(c *cli.Context, err error) {},
 	}
 	if err := app.Run(args); err != nil {
@@ -171,13 +180,38 @@ func (e stdoutEmitter) Emit(m protocol.Message) {
 func runForeground(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	out := stdoutEmitter{w: protocol.NewWriter(c.App.Writer), log: logger(c)}
-	d, closeHub, err := newDaemon(ctx, c, out, "")
+	log := logger(c)
+	out := stdoutEmitter{w: protocol.NewWriter(c.App.Writer), log: log}
+	lock, repo, paths, err := lockRepo(ctx, c, background.Foreground)
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	defer lock.Release()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	mux := newCommandMux()
+	// The socket opens with the lock: a command that comes while the
+	// daemon starts waits for it rather than finding no daemon.
+	defer startControl(ctx, paths, repo, mux, log)()
+	d, closeHub, err := newDaemon(ctx, c, out, paths.Status)
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
 	defer closeHub()
-	return d.Serve(ctx, daemon.ReadCommands(ctx, c.App.Reader, out))
+	go mux.run(ctx, daemon.ReadCommands(ctx, c.App.Reader, out))
+	return d.Serve(ctx, mux.out)
+}
+
+// lockRepo finds the repository and takes its one-daemon lock for a
+// daemon of the given mode.
+func lockRepo(ctx context.Context, c *cli.Context, mode background.Mode) (*background.Lock, daemon.Repo, background.Paths, error) {
+	repo, err := findRepo(ctx, dir(c))
+	if err != nil {
+		return nil, repo, background.Paths{}, err
+	}
+	paths := background.PathsFor(repo.CommonDir)
+	lock, err := background.Acquire(paths, mode)
+	return lock, repo, paths, err
 }
 
 // logEmitter logs protocol messages: the background daemon's record of
@@ -199,39 +233,43 @@ func runService(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log := logger(c)
-	repo, err := daemon.FindRepo(ctx, dir(c))
-	if err != nil {
-		background.Ready("error: " + err.Error())
-		return cli.Exit(err.Error(), 1)
+	mode := background.NoDetach
+	if os.Getenv(background.ReadyFDEnv) != "" { // started by detach
+		mode = background.Detached
 	}
-	paths := background.PathsFor(repo.CommonDir)
-	lock, err := background.Acquire(paths)
+	lock, repo, paths, err := lockRepo(ctx, c, mode)
 	if err != nil {
 		background.Ready("error: " + err.Error())
 		return cli.Exit(err.Error(), 1)
 	}
 	defer lock.Release()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	mux := newCommandMux()
+	defer startControl(ctx, paths, repo, mux, log)()
 	d, closeHub, err := newDaemon(ctx, c, logEmitter{log}, paths.Status)
 	if err != nil {
 		background.Ready("error: " + err.Error())
 		return cli.Exit(err.Error(), 1)
 	}
 	defer closeHub()
-	cmds := make(chan protocol.Message, 1)
+	go mux.run(ctx, nil)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go func() {
-		for range hup {
+	go func() { // SIGHUPs that come while one waits its turn coalesce
+		for {
 			select {
-			case cmds <- protocol.Reload{}:
-			default:
+			case <-hup:
+				_ = mux.send(ctx, protocol.Reload{})
+			case <-ctx.Done():
+				return
 			}
 		}
 	}()
-	log.Info("started", "version", Version, "pid", os.Getpid(), "repo", repo.Dir)
+	log.Info("started", "version", Version, "pid", os.Getpid(), "mode", string(mode), "repo", repo.Dir)
 	background.Ready("ready")
-	err = d.Serve(ctx, cmds)
+	err = d.Serve(ctx, mux.out)
 	log.Info("stopped")
 	return err
 }
@@ -258,13 +296,13 @@ func notifyCmd(c *cli.Context) error {
 
 // detach starts the background daemon and returns once it is up.
 func detach(c *cli.Context) error {
-	repo, err := daemon.FindRepo(c.Context, dir(c))
+	repo, err := findRepo(c.Context, dir(c))
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
 	paths := background.PathsFor(repo.CommonDir)
-	if pid, err := background.Running(paths); err == nil {
-		return cli.Exit(fmt.Sprintf("%v (pid %d)", background.ErrRunning, pid), 1)
+	if info, err := background.Running(paths); err == nil {
+		return cli.Exit((&background.RunningError{Info: info}).Error(), 1)
 	}
 	exe, err := os.Executable()
 	if err != nil {

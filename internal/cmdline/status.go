@@ -13,7 +13,7 @@ import (
 )
 
 func paths(c *cli.Context) (background.Paths, error) {
-	repo, err := daemon.FindRepo(c.Context, dir(c))
+	repo, err := findRepo(c.Context, dir(c))
 	if err != nil {
 		return background.Paths{}, err
 	}
@@ -25,25 +25,23 @@ func stopCmd(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	pid, err := background.Stop(p, 10*time.Second)
-	if errors.Is(err, background.ErrNotRunning) {
-		return cli.Exit(err.Error(), 1)
-	}
+	info, err := background.Stop(c.Context, p, 10*time.Second)
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	fmt.Fprintf(c.App.Writer, "git-remote-daemon stopped (pid %d)\n", pid)
+	fmt.Fprintf(c.App.Writer, "git-remote-daemon stopped (pid %d)\n", info.PID)
 	return nil
 }
 
-// statusCmd prints whether the daemon runs and the state of each remote.
-// Exit status: 0 running, 3 not running (as `systemctl status`).
+// statusCmd prints whether the daemon runs, in which mode, and the state
+// of each remote. Exit status: 0 running, 3 not running (as `systemctl
+// status`).
 func statusCmd(c *cli.Context) error {
 	p, err := paths(c)
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	pid, err := background.Running(p)
+	info, err := background.Running(p)
 	if errors.Is(err, background.ErrNotRunning) {
 		fmt.Fprintln(c.App.Writer, "git-remote-daemon is not running")
 		return cli.Exit("", 3)
@@ -55,12 +53,30 @@ func statusCmd(c *cli.Context) error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return cli.Exit(err.Error(), 1)
 	}
-	state := ""
-	if rep.Paused {
-		state = ", paused"
+	if rep.PID != info.PID { // none yet, or the last daemon's
+		rep = daemon.Report{PID: info.PID}
 	}
-	fmt.Fprintf(c.App.Writer, "git-remote-daemon is running (pid %d, since %s%s); log: %s\n",
-		pid, rep.Started.Local().Format(time.DateTime), state, p.Log)
+	if rep.Started.IsZero() { // the daemon wrote its pid as it started
+		if fi, err := os.Stat(p.PID); err == nil {
+			rep.Started = fi.ModTime()
+		}
+	}
+	fmt.Fprintf(c.App.Writer, "git-remote-daemon is running (%s", info)
+	if !rep.Started.IsZero() {
+		fmt.Fprintf(c.App.Writer, ", since %s", rep.Started.Local().Format(time.DateTime))
+	}
+	if rep.Paused {
+		fmt.Fprint(c.App.Writer, ", paused")
+	}
+	fmt.Fprint(c.App.Writer, ")")
+	if info.Mode == background.Detached {
+		fmt.Fprintf(c.App.Writer, "; log: %s", p.Log)
+	}
+	fmt.Fprintln(c.App.Writer)
+	if len(rep.Remotes) == 0 {
+		fmt.Fprintln(c.App.Writer, "no remotes")
+		return nil
+	}
 	if err := rep.Print(c.App.Writer, time.Now()); err != nil {
 		return cli.Exit(err.Error(), 1)
 	}

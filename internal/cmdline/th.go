@@ -29,6 +29,16 @@ func TH(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fatal: git-remote-th: "+format+"\n", a...)
 		return 128
 	}
+	if len(args) == 2 { // a user asking, not git
+		switch args[1] {
+		case "-h", "--help":
+			fmt.Fprint(stdout, thUsage)
+			return 0
+		case "--version":
+			fmt.Fprintf(stdout, "git-remote-th version %s\n", Version)
+			return 0
+		}
+	}
 	if len(args) != 3 {
 		return fail("usage: git-remote-th <remote> <th address> (git runs it for th:: URLs)")
 	}

@@ -40,18 +40,24 @@ func TestSystemdUnit(t *testing.T) {
 	git(home, "init", "-q", repo)
 	git(repo, "remote", "add", "origin", "../../up.git")
 
-	// ExecStart with %h expanded; the binary is this test binary, which
-	// runs git-remote-daemon when called by that name.
-	argv := strings.Fields(strings.ReplaceAll(unit["ExecStart"], "%h", home))
-	if filepath.Base(argv[0]) != "git-remote-daemon" || len(argv) != 2 || argv[1] != "--no-detach" {
-		t.Fatalf("ExecStart=%q", unit["ExecStart"])
-	}
+	// ExecStart as systemd runs it (%h expanded, $$ unescaped, words
+	// split). The binary, this test binary (which runs git-remote-daemon
+	// when called so), is in a directory on the PATH only, as when
+	// installed anywhere but ~/go/bin: the unit must find it there.
+	argv := unitWords(strings.ReplaceAll(strings.ReplaceAll(unit["ExecStart"], "%h", home), "$$", "$"))
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(self, argv[1:]...)
-	cmd.Args[0] = "git-remote-daemon"
+	bin := filepath.Join(home, "opt", "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(self, filepath.Join(bin, "git-remote-daemon")); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	env = append(env, "PATH="+bin+string(filepath.ListSeparator)+pathWithout("git-remote-daemon"))
 	cmd.Dir = strings.ReplaceAll(strings.ReplaceAll(unit["WorkingDirectory"], "%h", home), "%I", "notes/papers")
 	cmd.Env = env
 	cmd.Stdin = nil // /dev/null, as systemd does
@@ -126,4 +132,46 @@ func parseUnit(t *testing.T, path string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// unitWords splits a unit's command line into words as systemd does for
+// the quoting used here ('...' and "...").
+func unitWords(line string) []string {
+	var words []string
+	var w strings.Builder
+	quote, in := rune(0), false
+	for _, r := range line {
+		switch {
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			w.WriteRune(r)
+		case r == '\'' || r == '"':
+			quote, in = r, true
+		case r == ' ' || r == '\t':
+			if in {
+				words = append(words, w.String())
+				w.Reset()
+				in = false
+			}
+		default:
+			w.WriteRune(r)
+			in = true
+		}
+	}
+	if in {
+		words = append(words, w.String())
+	}
+	return words
+}
+
+// pathWithout is $PATH less the directories that hold name.
+func pathWithout(name string) string {
+	var keep []string
+	for _, d := range filepath.SplitList(os.Getenv("PATH")) {
+		if _, err := os.Stat(filepath.Join(d, name)); err != nil {
+			keep = append(keep, d)
+		}
+	}
+	return strings.Join(keep, string(filepath.ListSeparator))
 }
