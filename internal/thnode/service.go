@@ -60,7 +60,10 @@ type running struct {
 	done chan struct{} // closed when its refresh loop returns
 }
 
-type nodeSettings struct{ listen, identity string }
+type nodeSettings struct {
+	listen, identity string
+	linkTimeout      time.Duration
+}
 
 // NewService returns a service with no node; Configure starts one.
 func NewService(opts ServiceOptions) *Service {
@@ -132,7 +135,12 @@ func (s *Service) Configure(ctx context.Context, cfg *gitcfg.Config) error {
 		s.revokeLocked(revoked)
 		return err
 	}
-	key := nodeSettings{listen: listen, identity: id}
+	linkTimeout, err := LinkTimeout(cfg)
+	if err != nil {
+		s.revokeLocked(revoked)
+		return err
+	}
+	key := nodeSettings{listen: listen, identity: id, linkTimeout: linkTimeout}
 	if s.cur != nil && s.cur.key == key {
 		s.revokeLocked(revoked)
 		return nil
@@ -153,7 +161,7 @@ func (s *Service) startLocked(ctx context.Context, key nodeSettings) error {
 		return fmt.Errorf("telehash identity: %w", err)
 	}
 	node, err := Start(ctx, Options{Identity: id, Listen: key.listen, GitDir: s.opts.GitDir, Hub: s.opts.Hub,
-		Logger: s.log, Allow: s.allow.Allowed})
+		LinkTimeout: key.linkTimeout, Logger: s.log, Allow: s.allow.Allowed})
 	if err != nil {
 		return fmt.Errorf("remotedaemon.thListen %s: %w", key.listen, err)
 	}

@@ -2,6 +2,7 @@ package thnode
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/git-remote-daemon/git-remote-daemon/telehash"
@@ -42,6 +43,22 @@ func (s *streams) served(peer telehash.Hashname) map[*telehash.Channel]context.C
 	return out
 }
 
+// Why a node ends the streams it serves; the peer, told so, forgets its
+// session (see SessionGone).
+const (
+	reasonStopped = "node stopped"
+	reasonRevoked = "not authorized"
+)
+
+// SessionGone reports whether err says that the node at the other end
+// stopped or revoked us: our session with it is gone on its side, so the
+// next attempt must handshake afresh (Mesh.Unlink) rather than open
+// channels that nobody reads.
+func SessionGone(err error) bool {
+	var ce *telehash.ChannelError
+	return errors.As(err, &ce) && (ce.Msg == reasonStopped || ce.Msg == reasonRevoked)
+}
+
 // Served counts the streams the node serves to peer.
 func (n *Node) Served(peer telehash.Hashname) int { return len(n.streams.served(peer)) }
 
@@ -53,7 +70,7 @@ func (n *Node) Revoke(revoked []telehash.Hashname) {
 	for c, cancel := range n.streams.served("") {
 		if !n.opts.Allow(c.Peer()) {
 			n.log.Info("ending the stream of a peer no longer authorized", "peer", c.Peer())
-			c.Abort("not authorized")
+			c.Abort(reasonRevoked)
 			cancel()
 		}
 	}

@@ -100,6 +100,10 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 // is removed and its UDP port is free once Close returns.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
+		for c, cancel := range n.streams.served("") { // tell the peers now, not by their timeouts
+			c.Abort(reasonStopped)
+			cancel()
+		}
 		n.cancel()
 		n.local.close()
 		n.closeErr = n.Mesh.Close()
@@ -124,7 +128,7 @@ func (n *Node) serve(ctx context.Context, c *telehash.Channel) {
 	n.streams.add(c, cancel) // before the check: a Revoke after it finds the stream
 	if !n.opts.Allow(peer) {
 		n.log.Warn("refused a stream from an unauthorized peer", "peer", peer)
-		c.Abort("not authorized")
+		c.Abort(reasonRevoked)
 		return
 	}
 	var req request

@@ -121,9 +121,9 @@ func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error 
 			continue
 		default:
 		}
-		if errors.Is(err, errNoAnswer) || errors.Is(err, telehash.ErrChannelTimeout) {
+		if errors.Is(err, errNoAnswer) || errors.Is(err, telehash.ErrChannelTimeout) || thnode.SessionGone(err) {
 			// The session is likely stale (the peer restarted and does not
-			// know it): forget it, so the next attempt handshakes afresh.
+			// know it, or it told us it stopped or dropped us): forget it, so the next attempt handshakes afresh.
 			// Not for other failures: the session may be carrying other
 			// streams (a fetch) just fine.
 			node.Mesh.Unlink(w.addr.Hashname)
