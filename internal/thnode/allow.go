@@ -26,7 +26,7 @@ func (a *AllowList) Allowed(peer telehash.Hashname) bool {
 // those that were allowed before and are no longer.
 func (a *AllowList) Set(cfg *gitcfg.Config) (revoked []telehash.Hashname) {
 	next := map[telehash.Hashname]bool{}
-	for _, addr := range Remotes(cfg) {
+	for _, addr := range thRemotes(cfg) {
 		next[addr.Hashname] = true
 	}
 	old := a.set.Swap(&next)

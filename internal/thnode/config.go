@@ -15,9 +15,9 @@ import (
 // remote's URLs: the daemon sets it to the node whose change it acts on.
 const NodeEnv = "GIT_REMOTE_TH_NODE"
 
-// Remotes returns the nodes named by the th:: remotes' URLs (after
+// thRemotes returns the nodes named by the th:: remotes' URLs (after
 // url.<base>.insteadOf); malformed ones are left out.
-func Remotes(cfg *gitcfg.Config) []Addr {
+func thRemotes(cfg *gitcfg.Config) []Addr {
 	var out []Addr
 	for _, r := range cfg.Remotes() {
 		for _, u := range cfg.GetAll("remote." + r.Name + ".url") {
@@ -33,16 +33,16 @@ func Remotes(cfg *gitcfg.Config) []Addr {
 	return out
 }
 
-// ListenAddr is the UDP address the repository's node binds:
+// listenAddr is the UDP address the repository's node binds:
 // remotedaemon.thListen when set (the node then serves the repository
 // there); else, when a th:: remote exists (to watch it), an ephemeral
 // port on loopback for loopback peers only, on all interfaces otherwise.
 // ok is false when no node is needed.
-func ListenAddr(cfg *gitcfg.Config) (listen string, ok bool) {
+func listenAddr(cfg *gitcfg.Config) (listen string, ok bool) {
 	if v, _ := cfg.Get("remotedaemon.thlisten"); v != "" {
 		return v, true
 	}
-	remotes := Remotes(cfg)
+	remotes := thRemotes(cfg)
 	if len(remotes) == 0 {
 		return "", false
 	}

@@ -25,11 +25,11 @@ func IdentityPath() (string, error) {
 	return filepath.Join(dir, "git-remote-daemon", "th-id.json"), nil
 }
 
-// IdentityPathFor is the identity a repository uses on telehash: the
+// identityPathFor is the identity a repository uses on telehash: the
 // user's, or with remotedaemon.thIdentity=repository its own under the
 // repository's common git directory. commonDir "" means no repository
 // (the user's identity).
-func IdentityPathFor(cfg *gitcfg.Config, commonDir string) (string, error) {
+func identityPathFor(cfg *gitcfg.Config, commonDir string) (string, error) {
 	if commonDir != "" {
 		switch v, _ := cfg.Get("remotedaemon.thidentity"); v {
 		case "repository":
@@ -42,9 +42,10 @@ func IdentityPathFor(cfg *gitcfg.Config, commonDir string) (string, error) {
 	return IdentityPath()
 }
 
-// IdentityFor loads (creating) the identity of IdentityPathFor.
+// IdentityFor loads (creating) the identity a repository uses on
+// telehash (see identityPathFor).
 func IdentityFor(cfg *gitcfg.Config, commonDir string) (*telehash.Identity, error) {
-	path, err := IdentityPathFor(cfg, commonDir)
+	path, err := identityPathFor(cfg, commonDir)
 	if err != nil {
 		return nil, err
 	}

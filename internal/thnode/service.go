@@ -35,7 +35,8 @@ type ServiceOptions struct {
 // Configure (at start, and after every RELOAD) makes the node match the
 // configuration. It runs while remotedaemon.thListen is set or a th::
 // remote exists, moves (the old node closes, then the new one binds)
-// when the listen address or remotedaemon.thIdentity changes, and stops
+// when the listen address, remotedaemon.thIdentity or
+// remotedaemon.thLinkTimeout changes, and stops
 // when neither remains. Between two Configure calls the allow list
 // follows the configuration files by itself, so that a peer whose
 // remote is removed is refused within about RefreshEvery, and loses the
@@ -107,9 +108,6 @@ func (s *Service) setNodeLocked(n *Node) {
 	s.changed = make(chan struct{})
 }
 
-// Allowed reports whether peer is named by one of the th:: remotes.
-func (s *Service) Allowed(peer telehash.Hashname) bool { return s.allow.Allowed(peer) }
-
 // Configure applies cfg: the allow list, then the node's life. ctx
 // bounds the life of a node it starts. An error leaves no node when the
 // node could not start, and the node as it was when its identity is
@@ -122,7 +120,7 @@ func (s *Service) Configure(ctx context.Context, cfg *gitcfg.Config) error {
 	}
 	revoked := s.allow.Set(cfg)
 	s.gen++
-	listen, want := ListenAddr(cfg)
+	listen, want := listenAddr(cfg)
 	if !want {
 		if s.cur != nil {
 			s.log.Info("telehash node stopped: neither remotedaemon.thListen nor a th:: remote")
@@ -130,7 +128,7 @@ func (s *Service) Configure(ctx context.Context, cfg *gitcfg.Config) error {
 		s.stopLocked()
 		return nil
 	}
-	id, err := IdentityPathFor(cfg, s.opts.CommonDir)
+	id, err := identityPathFor(cfg, s.opts.CommonDir)
 	if err != nil {
 		s.revokeLocked(revoked)
 		return err

@@ -292,9 +292,9 @@ func TestRevoke(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer gitStream.Close()
-			for alice.Served(bobID.Hashname()) != 2 {
+			for alice.servedTo(bobID.Hashname()) != 2 {
 				if ctx.Err() != nil {
-					t.Fatalf("alice serves %d streams to bob, want 2", alice.Served(bobID.Hashname()))
+					t.Fatalf("alice serves %d streams to bob, want 2", alice.servedTo(bobID.Hashname()))
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
@@ -328,7 +328,7 @@ func TestRevoke(t *testing.T) {
 				t.Fatal("the git stream of a revoked peer still delivers")
 			}
 			t.Logf("revoked in %s", time.Since(start).Round(time.Millisecond))
-			if n := alice.Served(bobID.Hashname()); n != 0 {
+			if n := alice.servedTo(bobID.Hashname()); n != 0 {
 				t.Errorf("alice still serves %d streams to bob", n)
 			}
 			dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)

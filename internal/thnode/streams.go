@@ -59,8 +59,8 @@ func SessionGone(err error) bool {
 	return errors.As(err, &ce) && (ce.Msg == reasonStopped || ce.Msg == reasonRevoked)
 }
 
-// Served counts the streams the node serves to peer.
-func (n *Node) Served(peer telehash.Hashname) int { return len(n.streams.served(peer)) }
+// servedTo counts the streams the node serves to peer.
+func (n *Node) servedTo(peer telehash.Hashname) int { return len(n.streams.served(peer)) }
 
 // Revoke enforces the allow list on what is open: every stream served to
 // a peer Allow now refuses ends (the peer is told "not authorized"), and

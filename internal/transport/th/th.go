@@ -90,7 +90,7 @@ const (
 func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error {
 	node := w.d.getNode()
 	if node == nil {
-		return errors.New("no telehash node (set remotedaemon.thListen)")
+		return errors.New("no telehash node: it did not start (see the ERROR * of the last start or RELOAD)")
 	}
 	var seen watch.Refs // nil until the first update
 	report := func(u watch.Update) error {
