@@ -57,6 +57,15 @@ func (c *Client) Dial(ctx context.Context, addr Addr, service string) (io.ReadWr
 	if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ECONNREFUSED) {
 		return nil, err
 	}
+	node, err := c.ownNode(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return node.Dial(ctx, addr, service)
+}
+
+// ownNode starts the client's node on first use.
+func (c *Client) ownNode(ctx context.Context, addr Addr) (*Node, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.node == nil {
@@ -73,7 +82,7 @@ func (c *Client) Dial(ctx context.Context, addr Addr, service string) (io.ReadWr
 		}
 		c.node = node
 	}
-	return c.node.Dial(ctx, addr, service)
+	return c.node, nil
 }
 
 // Close stops the client's own node, if it started one.
