@@ -18,7 +18,9 @@ import (
 
 	"github.com/git-remote-daemon/git-remote-daemon/internal/background"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/daemon"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/notify"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/thnode"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/transport"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/transport/local"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/transport/poll"
@@ -125,7 +127,8 @@ func logger(c *cli.Context) *slog.Logger {
 	return slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 }
 
-// newDaemon wires the daemon with every transport.
+// newDaemon wires the daemon with every transport. The telehash node is
+// a service the daemon configures at start and after every RELOAD.
 func newDaemon(ctx context.Context, c *cli.Context, out daemon.Emitter, statusFile string) (*daemon.Daemon, func(), error) {
 	log := logger(c)
 	hub, err := watch.NewHub(log)
@@ -141,27 +144,25 @@ func newDaemon(ctx context.Context, c *cli.Context, out daemon.Emitter, statusFi
 		transport.TH:    thDialer,
 		transport.Other: poll.Dialer{},
 	}
+	var node *thnode.Service // set once the repository is known, before Serve configures it
 	cleanup := func() {
+		if node != nil {
+			_ = node.Close()
+		}
 		_ = sshDialer.Close()
 		if hub != nil {
 			hub.Close()
 		}
 	}
-	d, err := daemon.New(ctx, daemon.Options{Dir: dir(c), Transports: reg, Hub: hub, Out: out, Logger: log, StatusFile: statusFile})
+	d, err := daemon.New(ctx, daemon.Options{Dir: dir(c), Transports: reg, Hub: hub, Out: out, Logger: log, StatusFile: statusFile,
+		Configure: func(ctx context.Context, cfg *gitcfg.Config) error { return node.Configure(ctx, cfg) }})
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	node, err := startTH(ctx, d.Repo(), hub, log)
-	if err != nil {
-		cleanup()
-		return nil, nil, err
-	}
-	if node != nil {
-		thDialer.SetNode(node)
-		closeHub := cleanup
-		cleanup = func() { node.Close(); closeHub() }
-	}
+	repo := d.Repo()
+	node = thnode.NewService(thnode.ServiceOptions{Dir: repo.Dir, GitDir: repo.GitDir, CommonDir: repo.CommonDir, Hub: hub, Logger: log})
+	thDialer.Nodes = node
 	return d, cleanup, nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -16,8 +15,6 @@ import (
 	"github.com/git-remote-daemon/git-remote-daemon/internal/daemon"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/thnode"
-	"github.com/git-remote-daemon/git-remote-daemon/internal/transport/th"
-	"github.com/git-remote-daemon/git-remote-daemon/telehash"
 )
 
 // TH is git-remote-th, the git remote helper for th:: URLs: git runs it
@@ -43,8 +40,7 @@ func TH(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail("usage: git-remote-th <remote> <th address> (git runs it for th:: URLs)")
 	}
 	remote, url := args[1], args[2]
-	addr, err := thnode.ParseAddr(url)
-	if err != nil {
+	if _, err := thnode.ParseAddr(url); err != nil {
 		return fail("%v", err)
 	}
 	level := slog.LevelWarn
@@ -63,57 +59,30 @@ func TH(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		cfg, _ = gitcfg.Parse(nil)
 	}
 	// A remote naming several nodes: the daemon says which one changed.
-	if want := os.Getenv(th.NodeEnv); want != "" && want != string(addr.Hashname) {
-		for _, u := range cfg.GetAll("remote." + remote + ".url") {
-			if a, err := thnode.ParseAddr(cfg.RewriteURL(u, false)); err == nil && string(a.Hashname) == want {
-				addr, url = a, strings.TrimPrefix(cfg.RewriteURL(u, false), thnode.Scheme)
-				break
-			}
-		}
+	addr, url, err := thnode.PickURL(cfg, remote, url, os.Getenv(thnode.NodeEnv))
+	if err != nil {
+		return fail("%v", err)
 	}
 	// The identity: the user's, or the repository's own when git runs us
 	// in a repository configured so (remotedaemon.thIdentity).
-	var repo *daemon.Repo
+	commonDir := ""
 	if r, err := daemon.FindRepo(ctx, "."); err == nil {
-		repo = &r
+		commonDir = r.CommonDir
 	}
-	id, err := thIdentity(cfg, repo)
+	id, err := thnode.IdentityFor(cfg, commonDir)
 	if err != nil {
 		return fail("identity: %v", err)
 	}
-	// remotedaemon.thLinkTimeout bounds the wait for a node that does
-	// not answer (an unauthorized node gets no answer at all).
-	var linkTimeout time.Duration
-	if v, ok := cfg.Get("remotedaemon.thlinktimeout"); ok {
-		if linkTimeout, err = time.ParseDuration(v); err != nil || linkTimeout <= 0 {
-			return fail("remotedaemon.thLinkTimeout: bad duration %q", v)
-		}
+	linkTimeout, err := thnode.LinkTimeout(cfg)
+	if err != nil {
+		return fail("%v", err)
 	}
-	var node *thnode.Node
-	defer func() {
-		if node != nil {
-			node.Close()
-		}
-	}()
+	client := &thnode.Client{Identity: id, LinkTimeout: linkTimeout, Logger: log}
+	defer client.Close()
 	err = helper.Run(ctx, helper.Config{
 		Stdin: stdin, Stdout: stdout, Stderr: stderr, Remote: remote, URL: url, Logger: log,
 		Dial: func(ctx context.Context, req helper.Request) (helper.Conn, error) {
-			// A daemon running with our identity lends its node.
-			c, err := thnode.DialLocal(ctx, id.Hashname(), addr, thnode.ServiceGit)
-			if err == nil {
-				return c, nil
-			}
-			if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ECONNREFUSED) {
-				return nil, err
-			}
-			node, err = thnode.Start(ctx, thnode.Options{Identity: id, Listen: thnode.ListenFor(addr), Logger: log,
-				LinkTimeout: linkTimeout,
-				// We only dial: the node we link to answers on our link.
-				Allow: func(h telehash.Hashname) bool { return h == addr.Hashname }})
-			if err != nil {
-				return nil, err
-			}
-			return node.Dial(ctx, addr, thnode.ServiceGit)
+			return client.Dial(ctx, addr, thnode.ServiceGit)
 		},
 	})
 	var ee *helper.ExitError

@@ -41,9 +41,9 @@ func SocketPath(hn telehash.Hashname) string {
 }
 
 // ServeLocal lends the node to local git-remote-th processes on the
-// socket of its identity until ctx ends. Another daemon holding the
-// socket already is not an error: it lends the same identity.
-func (n *Node) ServeLocal(ctx context.Context) error {
+// socket of its identity until the node closes. Another daemon holding
+// the socket already is not an error: it lends the same identity.
+func (n *Node) ServeLocal() error {
 	path := SocketPath(n.opts.Identity.Hashname())
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -65,25 +65,67 @@ func (n *Node) ServeLocal(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false) // close removes it, only if still ours
 	if err := os.Chmod(path, 0o600); err != nil {
 		l.Close()
 		return err
 	}
-	go func() {
-		<-ctx.Done()
+	fi, err = os.Stat(path)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	if !n.local.set(l, path, fi) {
 		l.Close()
 		_ = os.Remove(path)
-	}()
+		return net.ErrClosed
+	}
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			go n.lend(ctx, c.(*net.UnixConn))
+			go n.lend(n.ctx, c.(*net.UnixConn))
 		}
 	}()
 	return nil
+}
+
+// localListener is the node's lending socket, closed with the node
+// before its successor (same identity, same path) binds it.
+type localListener struct {
+	mu     sync.Mutex
+	l      net.Listener
+	path   string
+	fi     os.FileInfo
+	closed bool
+}
+
+func (ll *localListener) set(l net.Listener, path string, fi os.FileInfo) bool {
+	ll.mu.Lock()
+	defer ll.mu.Unlock()
+	if ll.closed {
+		return false
+	}
+	ll.l, ll.path, ll.fi = l, path, fi
+	return true
+}
+
+// close closes the listener and removes its socket file unless another
+// daemon has bound the path since.
+func (ll *localListener) close() {
+	ll.mu.Lock()
+	defer ll.mu.Unlock()
+	ll.closed = true
+	if ll.l == nil {
+		return
+	}
+	ll.l.Close()
+	if fi, err := os.Stat(ll.path); err == nil && os.SameFile(fi, ll.fi) {
+		_ = os.Remove(ll.path)
+	}
+	ll.l = nil
 }
 
 func (n *Node) lend(ctx context.Context, c *net.UnixConn) {

@@ -11,15 +11,13 @@ package thnode
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
-	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/git-remote-daemon/git-remote-daemon/helper"
@@ -66,9 +64,17 @@ type Node struct {
 	Mesh *telehash.Mesh
 	opts Options
 	log  *slog.Logger
+
+	ctx     context.Context // ends when the node closes
+	cancel  context.CancelFunc
+	streams streams
+	local   localListener
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
-// Start binds the mesh and starts serving.
+// Start binds the mesh and starts serving until ctx ends or Close.
 func Start(ctx context.Context, opts Options) (*Node, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -84,12 +90,30 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{Mesh: m, opts: opts, log: opts.Logger}
-	m.Handle(telehash.StreamType, func(c *telehash.Channel) { go n.serve(ctx, c) })
+	n.ctx, n.cancel = context.WithCancel(ctx)
+	context.AfterFunc(n.ctx, func() { _ = n.Close() })
+	m.Handle(telehash.StreamType, func(c *telehash.Channel) { go n.serve(n.ctx, c) })
 	return n, nil
 }
 
-// Close stops the node.
-func (n *Node) Close() error { return n.Mesh.Close() }
+// Close stops the node: the streams it serves end, its lending socket
+// is removed and its UDP port is free once Close returns.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		for c, cancel := range n.streams.served("") { // tell the peers now, not by their timeouts
+			c.Abort(reasonStopped)
+			cancel()
+		}
+		n.cancel()
+		n.local.close()
+		n.closeErr = n.Mesh.Close()
+	})
+	return n.closeErr
+}
+
+// Done is closed once the node is closing: a watcher on it must move to
+// the node that replaces it.
+func (n *Node) Done() <-chan struct{} { return n.ctx.Done() }
 
 // Addr is the node's address, with its bound path.
 func (n *Node) Addr() Addr {
@@ -98,9 +122,13 @@ func (n *Node) Addr() Addr {
 
 func (n *Node) serve(ctx context.Context, c *telehash.Channel) {
 	peer := c.Peer()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer n.streams.remove(c)
+	n.streams.add(c, cancel) // before the check: a Revoke after it finds the stream
 	if !n.opts.Allow(peer) {
 		n.log.Warn("refused a stream from an unauthorized peer", "peer", peer)
-		c.Abort("not authorized")
+		c.Abort(reasonRevoked)
 		return
 	}
 	var req request
@@ -162,54 +190,6 @@ func (n *Node) Dial(ctx context.Context, addr Addr, service string) (*telehash.S
 	}
 	n.log.Debug("opening stream", "peer", hn, "service", service)
 	return n.Mesh.OpenStream(ctx, hn, request{Service: service})
-}
-
-// ListenFor picks the local address to bind for reaching addr: loopback
-// for a loopback peer, all interfaces otherwise.
-func ListenFor(addr Addr) string {
-	for _, p := range addr.Paths {
-		if !p.Addr().IsLoopback() {
-			return "0.0.0.0:0"
-		}
-	}
-	return "127.0.0.1:0"
-}
-
-// IdentityPath is where the user's identity lives:
-// $XDG_CONFIG_HOME/git-remote-daemon/th-id.json (~/.config by default).
-func IdentityPath() (string, error) {
-	dir := os.Getenv("XDG_CONFIG_HOME")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", err
-		}
-		dir = filepath.Join(home, ".config")
-	}
-	return filepath.Join(dir, "git-remote-daemon", "th-id.json"), nil
-}
-
-// LoadOrCreate loads the identity at path, creating it (0600, in a 0700
-// directory) when there is none.
-func LoadOrCreate(path string) (*telehash.Identity, error) {
-	id, err := telehash.LoadIdentity(path)
-	if err == nil {
-		return id, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	id, err = telehash.GenerateIdentity(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	if err := id.Save(path); err != nil {
-		return nil, err
-	}
-	return id, nil
 }
 
 var _ io.ReadWriteCloser = (*telehash.Stream)(nil)

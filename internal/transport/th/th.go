@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
@@ -18,25 +17,28 @@ import (
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
 )
 
-// Dialer makes th watchers over the daemon's node, set once it runs.
+// Nodes gives the daemon's telehash node, which RELOAD may start, move
+// or stop (thnode.Service).
+type Nodes interface {
+	// Node returns the running node, or nil.
+	Node() *thnode.Node
+	// Next waits until a node other than old runs and returns it; nil
+	// when ctx ends first.
+	Next(ctx context.Context, old *thnode.Node) *thnode.Node
+}
+
+// Dialer makes th watchers over the daemon's current node.
 type Dialer struct {
-	mu   sync.Mutex
-	node *thnode.Node
+	Nodes Nodes
 }
 
 var _ transport.Dialer = (*Dialer)(nil)
 
-// SetNode gives the dialer the daemon's node.
-func (d *Dialer) SetNode(n *thnode.Node) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.node = n
-}
-
 func (d *Dialer) getNode() *thnode.Node {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.node
+	if d.Nodes == nil {
+		return nil
+	}
+	return d.Nodes.Node()
 }
 
 // NewWatcher returns a watcher of the th:: remote r. A remote may name
@@ -88,17 +90,46 @@ const (
 func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error {
 	node := w.d.getNode()
 	if node == nil {
-		return errors.New("no telehash node (set remotedaemon.thListen)")
+		return errors.New("no telehash node: it did not start (see the ERROR * of the last start or RELOAD)")
 	}
-	err := w.watch(ctx, node, fn)
-	if ctx.Err() == nil && (errors.Is(err, errNoAnswer) || errors.Is(err, telehash.ErrChannelTimeout)) {
-		// The session is likely stale (the peer restarted and does not
-		// know it): forget it, so the next attempt handshakes afresh.
-		// Not for other failures: the session may be carrying other
-		// streams (a fetch) just fine.
-		node.Mesh.Unlink(w.addr.Hashname)
+	var seen watch.Refs // nil until the first update
+	report := func(u watch.Update) error {
+		switch {
+		case seen == nil:
+		case u.First: // again, on a new node: only what changed meanwhile
+			u = watch.Update{Refs: u.Refs, Changes: watch.Diff(seen, u.Refs)}
+			if len(u.Changes) == 0 {
+				seen = u.Refs
+				return nil
+			}
+		}
+		seen = u.Refs
+		return fn(u)
 	}
-	return err
+	for {
+		err := w.watch(ctx, node, report)
+		if ctx.Err() != nil {
+			return nil
+		}
+		select {
+		case <-node.Done():
+			// The daemon moved its node (RELOAD): follow it to the new
+			// one without a gap the remote would see as a disconnection.
+			if node = w.d.Nodes.Next(ctx, node); node == nil {
+				return nil
+			}
+			continue
+		default:
+		}
+		if errors.Is(err, errNoAnswer) || errors.Is(err, telehash.ErrChannelTimeout) || thnode.SessionGone(err) {
+			// The session is likely stale (the peer restarted and does not
+			// know it, or it told us it stopped or dropped us): forget it, so the next attempt handshakes afresh.
+			// Not for other failures: the session may be carrying other
+			// streams (a fetch) just fine.
+			node.Mesh.Unlink(w.addr.Hashname)
+		}
+		return err
+	}
 }
 
 // errNoAnswer is wrapped when the peer stopped answering pings.
@@ -109,6 +140,8 @@ func (w *watcher) watch(ctx context.Context, node *thnode.Node, fn func(watch.Up
 	for !w.addr.Reachable() && !node.Mesh.Up(w.addr.Hashname) {
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-node.Done():
 			return nil
 		case <-time.After(500 * time.Millisecond):
 		}
@@ -134,6 +167,9 @@ func (w *watcher) watch(ctx context.Context, node *thnode.Node, fn func(watch.Up
 	for {
 		select {
 		case <-ctx.Done():
+			s.Abort("closed")
+			return nil
+		case <-node.Done():
 			s.Abort("closed")
 			return nil
 		case <-ping.C:
