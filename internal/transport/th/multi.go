@@ -10,13 +10,10 @@ import (
 	"time"
 
 	"github.com/git-remote-daemon/git-remote-daemon/internal/backoff"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/thnode"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/transport"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
 )
-
-// NodeEnv names the node git-remote-th should fetch from, among the
-// remote's URLs: the daemon sets it to the node whose change it acts on.
-const NodeEnv = "GIT_REMOTE_TH_NODE"
 
 // multi watches a remote that names several nodes. The remote is
 // connected while any node is. Its refs are those of its nodes merged:
@@ -234,5 +231,5 @@ func (m *multi) GitEnv() []string {
 	if m.last == "" {
 		return nil
 	}
-	return []string{NodeEnv + "=" + m.last}
+	return []string{thnode.NodeEnv + "=" + m.last}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/git-remote-daemon/git-remote-daemon/internal/backoff"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/thnode"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/transport"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
 )
@@ -155,7 +156,7 @@ func TestMultiDropsRefsDeletedWhileAway(t *testing.T) {
 	if len(d.u.Changes) != 1 || d.u.Changes[0].Ref != "refs/heads/x" || !d.u.Changes[0].Deleted() || d.u.First {
 		t.Fatalf("changes %v, want x deleted", d.u.Changes)
 	}
-	if !slices.Equal(d.env, []string{NodeEnv + "=aaaa"}) {
+	if !slices.Equal(d.env, []string{thnode.NodeEnv + "=aaaa"}) {
 		t.Fatalf("GitEnv %q during a's change", d.env)
 	}
 
@@ -176,7 +177,7 @@ func TestMultiRefFromAnotherNode(t *testing.T) {
 	cb.send(t, watch.Update{First: true, Refs: refs("main", sha(1), "x", sha(3))})
 	d := next(t, out)
 	same(t, d.u.Refs, refs("main", sha(1), "x", sha(3)))
-	if !slices.Equal(d.env, []string{NodeEnv + "=bbbb"}) {
+	if !slices.Equal(d.env, []string{thnode.NodeEnv + "=bbbb"}) {
 		t.Fatalf("GitEnv %q during b's change", d.env)
 	}
 
@@ -206,7 +207,7 @@ func TestMultiFirstAndLoss(t *testing.T) {
 	cb := b.next(t)
 	cb.send(t, watch.Update{First: true, Refs: refs("main", sha(1))})
 	d := next(t, out)
-	if !d.u.First || !slices.Equal(d.env, []string{NodeEnv + "=bbbb"}) {
+	if !d.u.First || !slices.Equal(d.env, []string{thnode.NodeEnv + "=bbbb"}) {
 		t.Fatalf("first update %+v with GitEnv %q, want first from b", d.u, d.env)
 	}
 	ca := a.next(t)
