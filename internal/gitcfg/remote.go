@@ -42,6 +42,13 @@ type Remote struct {
 	// Push is remote.<name>.daemonPush (default false): local ref changes
 	// are pushed to the remote.
 	Push bool
+	// AllowPush is remote.<name>.daemonAllowPush (default false): the
+	// th:: nodes this remote names may push to the repository (git
+	// receive-pack); otherwise they may only fetch and watch it. It
+	// governs what the repository's node serves, not how the remote is
+	// watched, so it is left out of Settings and Equal: changing it takes
+	// effect at once (see thnode) without restarting the remote.
+	AllowPush bool
 	// Settings holds every remote.<name>.* key with its values, so that a
 	// change to any of them (url, fetch, uploadpack, ...) restarts the
 	// remote on RELOAD. Keys are lowercase.
@@ -69,6 +76,7 @@ func (c *Config) Remotes() []Remote {
 func (c *Config) remote(name string) Remote {
 	key := func(v string) string { return "remote." + name + "." + v }
 	r := Remote{Name: name, Action: ActionFetch, Settings: c.Section("remote", name)}
+	delete(r.Settings, "daemonallowpush")
 	urls := c.GetAll(key("url"))
 	if len(urls) == 0 || urls[0] == "" {
 		r.Err = ErrNoURL
@@ -81,6 +89,10 @@ func (c *Config) remote(name string) Remote {
 		errs = append(errs, err.Error())
 	}
 	if r.Push, err = c.Bool(key("daemonpush"), false); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if r.AllowPush, err = c.Bool(key("daemonallowpush"), false); err != nil {
+		r.AllowPush = false // an unreadable grant grants nothing
 		errs = append(errs, err.Error())
 	}
 	if v, ok := c.Get(key("daemonaction")); ok {
