@@ -15,10 +15,17 @@ import (
 // remote's URLs: the daemon sets it to the node whose change it acts on.
 const NodeEnv = "GIT_REMOTE_TH_NODE"
 
-// thRemotes returns the nodes named by the th:: remotes' URLs (after
-// url.<base>.insteadOf); malformed ones are left out.
-func thRemotes(cfg *gitcfg.Config) []Addr {
-	var out []Addr
+// thPeer is a node named by one of a remote's th:: URLs.
+type thPeer struct {
+	addr   Addr
+	remote gitcfg.Remote
+}
+
+// thPeers returns the nodes named by the th:: remotes' URLs (after
+// url.<base>.insteadOf), each with its remote; malformed ones are left
+// out.
+func thPeers(cfg *gitcfg.Config) []thPeer {
+	var out []thPeer
 	for _, r := range cfg.Remotes() {
 		for _, u := range cfg.GetAll("remote." + r.Name + ".url") {
 			u = cfg.RewriteURL(u, false)
@@ -26,9 +33,18 @@ func thRemotes(cfg *gitcfg.Config) []Addr {
 				continue
 			}
 			if a, err := ParseAddr(u); err == nil {
-				out = append(out, a)
+				out = append(out, thPeer{addr: a, remote: r})
 			}
 		}
+	}
+	return out
+}
+
+// thRemotes returns the nodes named by the th:: remotes' URLs.
+func thRemotes(cfg *gitcfg.Config) []Addr {
+	var out []Addr
+	for _, p := range thPeers(cfg) {
+		out = append(out, p.addr)
 	}
 	return out
 }

@@ -40,7 +40,8 @@ type ServiceOptions struct {
 // when neither remains. Between two Configure calls the allow list
 // follows the configuration files by itself, so that a peer whose
 // remote is removed is refused within about RefreshEvery, and loses the
-// streams it has open.
+// streams it has open; one whose remote loses daemonAllowPush loses its
+// pushes (open and to come) the same way, and keeps reading.
 type Service struct {
 	opts  ServiceOptions
 	log   *slog.Logger
@@ -159,7 +160,7 @@ func (s *Service) startLocked(ctx context.Context, key nodeSettings) error {
 		return fmt.Errorf("telehash identity: %w", err)
 	}
 	node, err := Start(ctx, Options{Identity: id, Listen: key.listen, GitDir: s.opts.GitDir, Hub: s.opts.Hub,
-		LinkTimeout: key.linkTimeout, Logger: s.log, Allow: s.allow.Allowed})
+		LinkTimeout: key.linkTimeout, Logger: s.log, Permission: s.allow.Permission})
 	if err != nil {
 		return fmt.Errorf("remotedaemon.thListen %s: %w", key.listen, err)
 	}
@@ -207,7 +208,8 @@ func (s *Service) Close() error {
 // refresh keeps the allow list in step with the configuration files
 // while node runs: when one of them changed (checked every
 // RefreshEvery, a few stat calls), the configuration is read again, off
-// the mesh's read loop, and peers no longer named lose their streams.
+// the mesh's read loop, and peers no longer named lose their streams,
+// peers no longer allowed to push their pushes.
 func (s *Service) refresh(node *Node) {
 	ctx := node.ctx
 	files := configFiles(s.opts.GitDir, s.opts.CommonDir)

@@ -8,20 +8,30 @@ import (
 	"github.com/git-remote-daemon/git-remote-daemon/telehash"
 )
 
-// streams are the channels a node serves, so that a peer that loses its
-// permission loses them at once.
+// streams are the channels a node serves, each with the permission its
+// service needs, so that a peer that loses a permission loses at once
+// the streams that needed it.
 type streams struct {
 	mu sync.Mutex
-	m  map[*telehash.Channel]context.CancelFunc
+	m  map[*telehash.Channel]*streamState
+}
+
+// streamState is one stream being served.
+type streamState struct {
+	cancel context.CancelFunc // ends the stream
+	need   Permission         // Read until its request asks for more
+	// demote, if set, ends the service that needed more than Read,
+	// leaving the peer's session alone.
+	demote func()
 }
 
 func (s *streams) add(c *telehash.Channel, cancel context.CancelFunc) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
-		s.m = map[*telehash.Channel]context.CancelFunc{}
+		s.m = map[*telehash.Channel]*streamState{}
 	}
-	s.m[c] = cancel
+	s.m[c] = &streamState{cancel: cancel, need: Read}
 }
 
 func (s *streams) remove(c *telehash.Channel) {
@@ -30,25 +40,42 @@ func (s *streams) remove(c *telehash.Channel) {
 	delete(s.m, c)
 }
 
-// served returns the channels served to peer ("" for every peer).
-func (s *streams) served(peer telehash.Hashname) map[*telehash.Channel]context.CancelFunc {
+// require records that c's service needs p, and how to end it when its
+// peer keeps only Read. Called before p is checked, so that a revocation
+// either happened before (and the check sees it) or finds the stream
+// marked.
+func (s *streams) require(c *telehash.Channel, p Permission, demote func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[*telehash.Channel]context.CancelFunc{}
-	for c, cancel := range s.m {
+	if st := s.m[c]; st != nil && p > st.need {
+		st.need, st.demote = p, demote
+	}
+}
+
+// served returns the channels served to peer ("" for every peer) with
+// what each needs.
+func (s *streams) served(peer telehash.Hashname) map[*telehash.Channel]streamState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[*telehash.Channel]streamState{}
+	for c, st := range s.m {
 		if peer == "" || c.Peer() == peer {
-			out[c] = cancel
+			out[c] = *st
 		}
 	}
 	return out
 }
 
-// Why a node ends the streams it serves; the peer, told so, forgets its
-// session (see SessionGone).
+// Why a node ends the streams it serves; the peer, told one of these,
+// forgets its session (see SessionGone).
 const (
 	reasonStopped = "node stopped"
 	reasonRevoked = "not authorized"
 )
+
+// reasonPushRevoked ends a push stream of a peer that may still read: its
+// session stays.
+const reasonPushRevoked = "not authorized to push any more"
 
 // SessionGone reports whether err says that the node at the other end
 // stopped or revoked us: our session with it is gone on its side, so the
@@ -62,20 +89,29 @@ func SessionGone(err error) bool {
 // servedTo counts the streams the node serves to peer.
 func (n *Node) servedTo(peer telehash.Hashname) int { return len(n.streams.served(peer)) }
 
-// Revoke enforces the allow list on what is open: every stream served to
-// a peer Allow now refuses ends (the peer is told "not authorized"), and
-// the sessions of the revoked peers are forgotten, so that they must
-// handshake again, which Allow refuses.
-func (n *Node) Revoke(revoked []telehash.Hashname) {
-	for c, cancel := range n.streams.served("") {
-		if !n.opts.Allow(c.Peer()) {
-			n.log.Info("ending the stream of a peer no longer authorized", "peer", c.Peer())
-			c.Abort(reasonRevoked)
-			cancel()
+// Revoke enforces the peers' permissions on what is open: every stream
+// served to a peer that no longer has the permission its service needs
+// ends (a peer no longer allowed at all is told "not authorized"; the
+// push of one that may still read but no longer write ends, it is told
+// why, and keeps its session and other streams), and the sessions of
+// the peers in lowered that lost every permission are forgotten, so
+// that they must handshake again, which the mesh refuses.
+func (n *Node) Revoke(lowered []telehash.Hashname) {
+	for c, st := range n.streams.served("") {
+		has := n.opts.Permission(c.Peer())
+		if has >= st.need {
+			continue
 		}
+		n.log.Info("ending a stream the peer is no longer allowed", "peer", c.Peer(), "needs", st.need, "has", has)
+		if has >= Read && st.demote != nil {
+			st.demote()
+			continue
+		}
+		c.Abort(reasonRevoked)
+		st.cancel()
 	}
-	for _, h := range revoked {
-		if !n.opts.Allow(h) {
+	for _, h := range lowered {
+		if n.opts.Permission(h) == None {
 			n.Mesh.Unlink(h)
 		}
 	}

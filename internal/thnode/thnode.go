@@ -20,7 +20,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/git-remote-daemon/git-remote-daemon/helper"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/notify"
 	"github.com/git-remote-daemon/git-remote-daemon/telehash"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
@@ -43,8 +42,13 @@ type Options struct {
 	// Listen is the UDP address to bind (remotedaemon.thListen).
 	Listen string
 	// Allow says whether a peer may link to us and use our services:
-	// only peers named in one of the repository's th:: remotes.
+	// only peers named in one of the repository's th:: remotes. Such a
+	// peer may read (fetch and watch), not push, unless Permission says
+	// more.
 	Allow func(telehash.Hashname) bool
+	// Permission, if set, replaces Allow: what each peer may do (None
+	// refuses its handshakes).
+	Permission func(telehash.Hashname) Permission
 	// GitDir is the served repository's git directory ("" serves none).
 	GitDir string
 	// Hub watches the served repository's refs for notify.
@@ -79,10 +83,17 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	allow := opts.Allow
-	if allow == nil {
-		allow = func(telehash.Hashname) bool { return false }
+	if opts.Permission == nil {
+		allow := opts.Allow
+		opts.Permission = func(h telehash.Hashname) Permission {
+			if allow != nil && allow(h) {
+				return Read
+			}
+			return None
+		}
 	}
+	perm := opts.Permission
+	allow := func(h telehash.Hashname) bool { return perm(h) >= Read }
 	opts.Allow = allow
 	m, err := telehash.NewMesh(ctx, opts.Identity, telehash.MeshOptions{Listen: opts.Listen, Allow: allow, Logger: opts.Logger,
 		HandshakeTimeout: opts.LinkTimeout, Keepalive: Keepalive})
@@ -100,9 +111,9 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 // is removed and its UDP port is free once Close returns.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
-		for c, cancel := range n.streams.served("") { // tell the peers now, not by their timeouts
+		for c, st := range n.streams.served("") { // tell the peers now, not by their timeouts
 			c.Abort(reasonStopped)
-			cancel()
+			st.cancel()
 		}
 		n.cancel()
 		n.local.close()
@@ -126,7 +137,7 @@ func (n *Node) serve(ctx context.Context, c *telehash.Channel) {
 	defer cancel()
 	defer n.streams.remove(c)
 	n.streams.add(c, cancel) // before the check: a Revoke after it finds the stream
-	if !n.opts.Allow(peer) {
+	if n.opts.Permission(peer) < Read {
 		n.log.Warn("refused a stream from an unauthorized peer", "peer", peer)
 		c.Abort(reasonRevoked)
 		return
@@ -147,13 +158,7 @@ func (n *Node) serve(ctx context.Context, c *telehash.Channel) {
 	case n.opts.GitDir == "":
 		c.Abort("this node serves no repository")
 	case req.Service == ServiceGit:
-		err = helper.Serve(ctx, s, helper.ServeOptions{RepoDir: n.opts.GitDir, Logger: n.log,
-			Authorize: func(context.Context, helper.Access) error {
-				if !n.opts.Allow(peer) {
-					return helper.ErrNotAuthorized
-				}
-				return nil
-			}})
+		err = n.serveGit(ctx, c, s)
 	case req.Service == ServiceNotify:
 		gitDir := n.opts.GitDir
 		err = notify.Serve(ctx, s, s, notify.ServerOptions{Hub: n.opts.Hub, Logger: n.log,
