@@ -22,7 +22,8 @@ import (
 //	ssh    ssh://…@127.0.0.1:PORT/abs/srv, a loopback sshd (internal/sshtest)
 //	th     th::… of a `git-remote-daemon --foreground` serving srv on
 //	       127.0.0.1 (remotedaemon.thListen), the client a second identity
-//	       (its own HOME) named in one of srv's th:: remotes
+//	       (its own HOME) named in one of srv's th:: remotes, allowed to
+//	       push (daemonAllowPush)
 //
 // srv is built once per run, deterministically (a seeded PRNG): ~300
 // files of random (incompressible) bytes plus a few commits rewriting
@@ -121,6 +122,7 @@ func BenchmarkCloneAndPush(b *testing.B) {
 	bobURL := run(bob, dir, grd, "-C", dir, "address")
 	git(alice, srv, "remote", "add", "bob", bobURL)
 	git(alice, srv, "config", "remote.bob.daemonWatch", "false")
+	git(alice, srv, "config", "remote.bob.daemonAllowPush", "true") // Bob's pushes are timed too
 	git(alice, srv, "config", "remotedaemon.thListen", "127.0.0.1:"+freeUDPPort(b))
 	thURL := run(alice, srv, grd, "address")
 	startServingDaemon(b, grd, srv, alice, filepath.Join(dir, "daemon.stderr"))
