@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/git-remote-daemon/git-remote-daemon/helper"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/notify"
 	"github.com/git-remote-daemon/git-remote-daemon/telehash"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
@@ -167,7 +168,7 @@ func (n *Node) serve(ctx context.Context, c *telehash.Channel) {
 		c.Abort(fmt.Sprintf("unknown service %q", req.Service))
 		return
 	}
-	if err != nil && !errors.Is(err, context.Canceled) {
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, helper.ErrNotAuthorized) { // helper.Serve logged a refusal
 		n.log.Info("stream ended", "peer", peer, "service", req.Service, "err", err)
 	}
 }
