@@ -98,7 +98,7 @@ type Error struct {
 
 func (e *Error) Error() string {
 	msg := fmt.Sprintf("git %s: %v", strings.Join(e.Args, " "), e.Err)
-	if s := LastLines(e.Stderr, 3); s != "" {
+	if s := Summary(e.Stderr, 3); s != "" {
 		msg += ": " + s
 	}
 	return msg
@@ -120,17 +120,42 @@ func Output(ctx context.Context, dir string, env []string, args ...string) ([]by
 	return stdout.Bytes(), nil
 }
 
-// LastLines keeps the last n non-empty lines of git's stderr, hints left
-// out, joined with "; ": what a user needs to see of a failure.
-func LastLines(s string, n int) string {
-	var keep []string
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "hint:") {
-			keep = append(keep, l)
+// Summary keeps what a user needs to see of git's stderr, at most n
+// lines joined with "; ", hints left out: git's "error:" and "fatal:"
+// lines with the line before the first of them (ssh's complaint before
+// "fatal: Could not read from remote repository", say), not the advice
+// that follows them over several lines; when there are none, the last
+// lines.
+func Summary(stderr string, n int) string {
+	var lines []string
+	first := -1
+	for _, l := range strings.Split(stderr, "\n") {
+		if l = strings.TrimSpace(l); l == "" || strings.HasPrefix(l, "hint:") {
+			continue
+		}
+		lines = append(lines, l)
+		if first < 0 && isProblem(l) {
+			first = len(lines) - 1
+		}
+	}
+	keep := lines
+	if first >= 0 {
+		keep = nil
+		if first > 0 {
+			keep = append(keep, lines[first-1])
+		}
+		for _, l := range lines[first:] {
+			if isProblem(l) {
+				keep = append(keep, l)
+			}
 		}
 	}
 	if len(keep) > n {
 		keep = keep[len(keep)-n:]
 	}
 	return strings.Join(keep, "; ")
+}
+
+func isProblem(line string) bool {
+	return strings.HasPrefix(line, "error:") || strings.HasPrefix(line, "fatal:")
 }

@@ -171,3 +171,24 @@ func TestCancelKillsGroup(t *testing.T) {
 		})
 	}
 }
+
+func TestSummary(t *testing.T) {
+	lock := `error: cannot lock ref 'refs/remotes/origin/main': Unable to create '/r/.git/refs/remotes/origin/main.lock': File exists.
+
+Another git process seems to be running in this repository, e.g.
+an editor opened by 'git commit'. Please make sure all processes
+are terminated then try again. If it still fails, a git process
+may have crashed in this repository earlier:
+remove the file manually to continue.
+`
+	for in, want := range map[string]string{
+		lock: "error: cannot lock ref 'refs/remotes/origin/main': Unable to create '/r/.git/refs/remotes/origin/main.lock': File exists.",
+		"ssh: connect to host h port 22: Connection refused\r\nfatal: Could not read from remote repository.\n\nPlease make sure you have the correct access rights\nand the repository exists.\n": "ssh: connect to host h port 22: Connection refused; fatal: Could not read from remote repository.",
+		"one\ntwo\nhint: x\nthree\nfour\n": "two; three; four",
+		"":                                 "",
+	} {
+		if got := Summary(in, 3); got != want {
+			t.Errorf("Summary(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
