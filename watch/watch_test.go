@@ -305,3 +305,18 @@ func TestSameRepositoryTwoSpellings(t *testing.T) {
 		}
 	}
 }
+
+// Watch returns nil when its context ends, even before the first
+// listing finished.
+func TestWatchCancelledBeforeFirstListing(t *testing.T) {
+	gitDir, _ := newRepo(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	called := false
+	if err := Watch(ctx, gitDir, Options{}, func(Update) error { called = true; return nil }); err != nil {
+		t.Errorf("Watch with its context ended: %v", err)
+	}
+	if called {
+		t.Error("fn called after the context ended")
+	}
+}
