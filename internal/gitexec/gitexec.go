@@ -78,7 +78,10 @@ func Kill(cmd *exec.Cmd) error {
 
 // cancel is every command's Cancel: SIGTERM to the group, SIGKILL to it
 // KillDelay later. os.ErrProcessDone from the leader means it was waited
-// for already: its group is left alone.
+// for already: its group is left alone. The later SIGKILL goes to the
+// group id even if the leader was reaped meanwhile: the kernel does not
+// reuse a pid while a group of that id has members, and an empty group
+// gets ESRCH.
 func cancel(cmd *exec.Cmd) error {
 	if err := cmd.Process.Signal(sigTerm); err != nil {
 		return err
