@@ -80,8 +80,10 @@ func Kill(cmd *exec.Cmd) error {
 // KillDelay later. os.ErrProcessDone from the leader means it was waited
 // for already: its group is left alone. The later SIGKILL goes to the
 // group id even if the leader was reaped meanwhile: the kernel does not
-// reuse a pid while a group of that id has members, and an empty group
-// gets ESRCH.
+// reuse a pid while a group of that id has members, and once it is empty
+// the signal gets ESRCH unless, within KillDelay, pid allocation (which
+// moves on sequentially up to pid_max) came round to hand that very pid
+// to a new group leader.
 func cancel(cmd *exec.Cmd) error {
 	if err := cmd.Process.Signal(sigTerm); err != nil {
 		return err
