@@ -10,10 +10,10 @@
 //     removes its lock files) and, KillDelay later, SIGKILL;
 //   - has a WaitDelay, so a grandchild that keeps stderr open cannot
 //     make Wait hang once git has exited or the context has ended;
-//   - on Linux dies with the program, even on `kill -9` of it
-//     (SysProcAttr.Pdeathsig): a restarted daemon must not find the
-//     previous one's fetch still running. Other systems have no such
-//     setting; there a child outlives a killed parent.
+//   - on Linux and FreeBSD dies with the program, even on `kill -9` of
+//     it (SysProcAttr.Pdeathsig): a restarted daemon must not find the
+//     previous one's fetch still running. darwin and the other BSDs have
+//     no such setting; there a child outlives a killed parent.
 //
 // No LC_ALL is set: the output that is parsed (for-each-ref, config -z,
 // ls-remote, rev-parse, the --porcelain formats) is not translated, and
