@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitrepo"
 	"github.com/git-remote-daemon/git-remote-daemon/protocol"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
 )
@@ -27,7 +28,7 @@ type ServerOptions struct {
 	// MaxWatches caps the repositories watched at once (default 10000).
 	MaxWatches int
 	// Resolve maps a WATCH path to a git directory; nil resolves it as
-	// git does (watch.FindGitDir). A server for one repository (a th::
+	// git does (gitrepo.FindGitDir). A server for one repository (a th::
 	// node) pins every path to it.
 	Resolve func(path string) (string, error)
 	// Logger receives logs (stderr); nil discards them.
@@ -195,7 +196,7 @@ func (s *server) stopAll() {
 func (s *server) run(ctx context.Context, id, path string) error {
 	resolve := s.opts.Resolve
 	if resolve == nil {
-		resolve = watch.FindGitDir
+		resolve = gitrepo.FindGitDir
 	}
 	gitDir, err := resolve(path)
 	if err != nil {
