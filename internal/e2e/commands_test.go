@@ -22,11 +22,12 @@ const waitLimit = 20 * time.Second
 
 func commands() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
-		"daemon":  cmdDaemon,
-		"waitref": cmdWaitRef,
-		"signal":  cmdSignal,
-		"sshd":    sshtest.Cmd,
-		"udpport": cmdUDPPort,
+		"daemon":    cmdDaemon,
+		"logtotals": cmdLogTotals,
+		"waitref":   cmdWaitRef,
+		"signal":    cmdSignal,
+		"sshd":      sshtest.Cmd,
+		"udpport":   cmdUDPPort,
 	}
 }
 

@@ -68,6 +68,7 @@ func (r *recordT) Run(name string, f func(testscript.T)) {
 func TestHarness(t *testing.T) {
 	t.Parallel()
 	const head = "exec git init -q r\ncd r\ndaemon start\ndaemon send FOO\n"
+	const logFile = "-- d.log --\nlevel=INFO msg=started\nlevel=INFO msg=CONNECTED line=\"CONNECTED x\"\nlevel=INFO msg=DISCONNECTED line=\"DISCONNECTED x\"\n"
 	for _, c := range []struct {
 		name   string
 		script string
@@ -83,6 +84,8 @@ func TestHarness(t *testing.T) {
 		{"error-unmentioned-running", head + "daemon send BAR\ndaemon expect 'ERROR .* line 2: .*'\n", `1  ERROR * line 1: malformed message: unknown message "FOO"`},
 		{"restart", head + "daemon close\ndaemon totals ERROR=1\ndaemon start\ndaemon close\ndaemon totals\n", ""},
 		{"send-after-close", head + "daemon close\ndaemon send RESUME\n", `daemon send: daemon "" has exited`},
+		{"logtotals", "logtotals d.log CONNECTED=1 DISCONNECTED=1\n" + logFile, ""},
+		{"logtotals-wrong", "logtotals d.log CONNECTED=1\n" + logFile, "1 DISCONNECTED lines, want 0"},
 		{"named", "exec git init -q r\ncd r\ndaemon -n x start\ndaemon -n x close\ndaemon totals\n", `no daemon "" started`},
 	} {
 		t.Run(c.name, func(t *testing.T) {

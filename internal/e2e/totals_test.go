@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rogpeppe/go-internal/testscript"
+
 	"github.com/git-remote-daemon/git-remote-daemon/protocol"
 )
 
@@ -159,6 +161,55 @@ func remoteOf(m protocol.Message) string {
 	return ""
 }
 
+// logLines picks the protocol lines out of a background daemon's log
+// (slog text records "msg=VERB line=\"VERB ...\""), in order.
+func logLines(log string) []string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		_, msg, ok := strings.Cut(l, " msg=")
+		if !ok {
+			continue
+		}
+		verb, _, _ := strings.Cut(msg, " ")
+		if !slices.Contains(verbs, verb) {
+			continue
+		}
+		_, attr, ok := strings.Cut(msg, " line=")
+		if !ok {
+			out = append(out, l) // not a protocol line: checkTotals complains
+			continue
+		}
+		line, _, _ := strings.Cut(attr, " ")
+		if q, err := strconv.QuotedPrefix(attr); err == nil {
+			line, _ = strconv.Unquote(q)
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// cmdLogTotals is totals for a background daemon, from its log (a file,
+// or stderr: the last command's, e.g. wait for a --no-detach daemon):
+//
+//	logtotals FILE VERB=N ...
+func cmdLogTotals(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 1 {
+		ts.Fatalf("usage: logtotals FILE|stderr VERB=N|VERB:REMOTE=N ... (no negation)")
+	}
+	want, err := parseTotals(args[1:])
+	if err != nil {
+		ts.Fatalf("usage: logtotals FILE VERB=N|VERB:REMOTE=N ...: %v", err)
+	}
+	lines := logLines(ts.ReadFile(args[0]))
+	if bad := checkTotals(lines, want); len(bad) > 0 {
+		var b strings.Builder
+		for i, l := range lines {
+			fmt.Fprintf(&b, "%4d %s\n", i+1, l)
+		}
+		ts.Fatalf("logtotals %s:\n\t%s\nall %d lines:\n%s", args[0], strings.Join(bad, "\n\t"), len(lines), b.String())
+	}
+}
+
 // TestTotals checks `daemon totals` itself: a duplicate or spurious line,
 // a line for a remote not named, or a non-message line fails it.
 func TestTotals(t *testing.T) {
@@ -208,5 +259,21 @@ func TestTotals(t *testing.T) {
 		if _, err := parseTotals(strings.Fields(args)); err == nil {
 			t.Errorf("%q parsed", args)
 		}
+	}
+}
+
+func TestLogLines(t *testing.T) {
+	log := `time=2026-12-02T02:04:47.634Z level=INFO msg=started version=0.1.0 pid=17843 repo=/w/clone
+time=2026-12-02T02:04:47.643Z level=INFO msg=CONNECTED line="CONNECTED origin"
+time=2026-12-02T02:04:47.729Z level=INFO msg=STATUS line="STATUS origin fetched"
+time=2026-12-02T02:04:47.730Z level=ERROR msg=ERROR line="ERROR origin say \"hi\""
+time=2026-12-02T02:04:47.731Z level=ERROR msg=ERROR err=x
+time=2026-12-02T02:04:48.022Z level=INFO msg=stopped
+`
+	got := logLines(log)
+	want := []string{"CONNECTED origin", "STATUS origin fetched", `ERROR origin say "hi"`,
+		"time=2026-12-02T02:04:47.731Z level=ERROR msg=ERROR err=x"}
+	if !slices.Equal(got, want) {
+		t.Errorf("logLines = %q, want %q", got, want)
 	}
 }
