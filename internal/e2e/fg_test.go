@@ -55,7 +55,10 @@ func trackDaemons(env *testscript.Env) {
 	env.Values[daemonsKey{}] = set
 	env.Defer(func() {
 		tb, ok := env.T().(testing.TB)
-		if !ok || tb.Failed() {
+		if !ok {
+			env.T().Fatal("daemon: cannot check for unmentioned ERROR lines: the script's T is not a testing.TB")
+		}
+		if tb.Failed() {
 			return
 		}
 		set.mu.Lock()
