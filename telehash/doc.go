@@ -19,11 +19,13 @@
 // that was not linked and handshakes to us is answered only if
 // MeshOptions.Allow admits its hashname — otherwise nothing at all is
 // sent back. Garbage, unknown tokens and failed decryptions are dropped
-// before any per-peer state is touched and counted in Stats. Links are
-// kept alive with a handshake every Keepalive (30 s), declared down after
-// LinkTimeout without any packet (OnLink reports changes, channels fail
-// with ErrLinkDown), and re-linked: a linked peer that is down gets a
-// handshake every Keepalive, and a restarted peer (new ephemeral key, any
+// before any per-peer state is touched and counted in Stats. Links in use
+// (open channels, or held with Keep) are kept alive with a handshake
+// every Keepalive (30 s), declared down after LinkTimeout without any
+// packet (OnLink reports changes, channels fail with ErrLinkDown); a kept
+// peer that is down gets a handshake every Keepalive until it answers. A
+// link idle for IdleTimeout is let go: no keepalives, no re-linking; the
+// next OpenChannel links again. A restarted peer (new ephemeral key, any
 // at) is taken up as a new session, failing the old session's channels
 // with ErrSessionReset.
 //
