@@ -34,8 +34,8 @@ type peer struct {
 	downAt  time.Time
 	chans   map[uint32]*Channel
 	removed bool
-	// closedRemote lists recently closed remote channel ids.
-	closedRemote []uint32
+	// remoteIDs are the channel ids the peer opened in this session.
+	remoteIDs idWindow
 }
 
 func newPeer(m *Mesh, hn Hashname, x *Exchange) *peer {
@@ -106,7 +106,7 @@ func (p *peer) handshake(h *Handshake, from netip.AddrPort) {
 	if res.NewSession {
 		p.failChannels(ErrSessionReset)
 		p.mu.Lock()
-		p.closedRemote = nil // channel ids restart with a session
+		p.remoteIDs = idWindow{} // channel ids restart with a session
 		p.mu.Unlock()
 	}
 	if !res.InSync {
