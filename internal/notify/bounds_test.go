@@ -393,3 +393,19 @@ func TestServerBoundsWatches(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An ERROR with a huge text still makes a line the other side accepts,
+// and a line that parses renders back unchanged.
+func TestErrorTextClipped(t *testing.T) {
+	long := Msg{Kind: Error, ID: "w1", Text: strings.Repeat("é", MaxLine)}
+	line := long.String()
+	if m, err := Parse(line); err != nil || len(line) > MaxLine {
+		t.Fatalf("%d-byte line: %v", len(line), err)
+	} else if m.String() != line {
+		t.Fatal("round trip changed the line")
+	}
+	exact := "ERROR w1 " + strings.Repeat("x", MaxLine-len("ERROR w1 "))
+	if m, err := Parse(exact); err != nil || m.String() != exact {
+		t.Fatalf("a line of exactly MaxLine bytes: %v", err)
+	}
+}

@@ -104,7 +104,7 @@ func (m Msg) String() string {
 	case Delete:
 		return "DELETE " + m.ID + " " + m.Ref
 	case Error:
-		if text := clipText(protocol.OneLine(m.Text)); text != "" {
+		if text := clipText(protocol.OneLine(m.Text), MaxLine-len("ERROR  ")-len(m.ID)); text != "" {
 			return "ERROR " + m.ID + " " + text
 		}
 		return "ERROR " + m.ID
@@ -208,9 +208,9 @@ func ParseBanner(line string) (int, bool) {
 	return n, true
 }
 
-// clipText keeps an ERROR line within MaxLine, cutting on a rune boundary.
-func clipText(s string) string {
-	limit := MaxLine - 100 // verb and id
+// clipText cuts s to at most limit bytes, on a rune boundary: an ERROR
+// line stays within MaxLine.
+func clipText(s string, limit int) string {
 	if len(s) <= limit {
 		return s
 	}
