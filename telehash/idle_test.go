@@ -23,7 +23,7 @@ func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool)
 // hold a link up.
 func TestIdleLinkLetGo(t *testing.T) {
 	ao := fastOpts()
-	ao.Keepalive, ao.LinkTimeout = 100*time.Millisecond, 800*time.Millisecond
+	ao.Keepalive, ao.LinkTimeout, ao.IdleTimeout = 100*time.Millisecond, 1200*time.Millisecond, 200*time.Millisecond
 	a := newTestMesh(t, "idle-a", ao)
 	bo := ao
 	bo.Allow = allowAll

@@ -76,7 +76,7 @@ func (p *recordingProxy) replay(t testing.TB) int {
 func TestReplayedChannelOpenIgnored(t *testing.T) {
 	// Finished channels linger ChannelTimeout to answer retransmissions.
 	ao := fastOpts()
-	ao.ChannelTimeout, ao.MaxChannels = time.Second, 256
+	ao.ChannelTimeout, ao.MaxChannels = 2*time.Second, 256
 	a := newTestMesh(t, "replay-a", ao)
 	bo := ao
 	bo.Allow = allowAll
