@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -407,5 +408,67 @@ func TestErrorTextClipped(t *testing.T) {
 	exact := "ERROR w1 " + strings.Repeat("x", MaxLine-len("ERROR w1 "))
 	if m, err := Parse(exact); err != nil || m.String() != exact {
 		t.Fatalf("a line of exactly MaxLine bytes: %v", err)
+	}
+}
+
+// Watches come and go on two repositories shared by several ids while
+// their refs change: every watch starts with its own repository's refs
+// and then sees only changes of that repository.
+func TestServerSharedWatchesChurn(t *testing.T) {
+	dir := t.TempDir()
+	a, ca := repoWith(t, dir, "a.git", "a")
+	b, cb := repoWith(t, dir, "b.git", "b")
+	hub, err := watch.NewHub(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	c, _ := pipeServer(t, ServerOptions{Hub: hub}, "")
+	repos := []struct {
+		path, branch, commit string
+	}{{a, "refs/heads/a", ca}, {b, "refs/heads/b", cb}}
+	stop := make(chan struct{})
+	changed := make(chan struct{})
+	go func() { // keep creating and deleting a tag in both repositories
+		defer close(changed)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, r := range repos {
+				args := []string{"--git-dir=" + r.path, "update-ref", "refs/tags/t", r.commit}
+				if i%2 == 1 {
+					args = []string{"--git-dir=" + r.path, "update-ref", "-d", "refs/tags/t"}
+				}
+				_ = exec.Command("git", args...).Run()
+			}
+		}
+	}()
+	defer func() { close(stop); <-changed }()
+	for round := range 30 {
+		id := fmt.Sprintf("w%d", round%4)
+		r := repos[round%2]
+		c.Unwatch(id)
+		s, err := c.Watch(id, r.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := next(t, s)
+		if e.Err != nil || !e.First || e.Refs[r.branch] != r.commit {
+			t.Fatalf("round %d: %s of %s starts with %+v", round, id, r.path, e)
+		}
+		for ref, sha := range e.Refs {
+			if sha != r.commit || strings.HasPrefix(ref, "refs/heads/") && ref != r.branch {
+				t.Fatalf("round %d: %s of %s has %s %s", round, id, r.path, ref, sha)
+			}
+		}
+		e = next(t, s)
+		for _, ch := range e.Changes {
+			if ch.New != "" && ch.New != r.commit {
+				t.Fatalf("round %d: %s of %s sees %+v", round, id, r.path, ch)
+			}
+		}
 	}
 }
