@@ -157,12 +157,15 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 	}
 	banner := make(chan result, 1)
 	go func() {
-		cl, err := notify.NewClient(stdout, c.stdin)
+		cl, err := notify.NewClient(ctx, stdout, c.stdin)
 		banner <- result{cl, err}
 	}()
 	select {
 	case r := <-banner:
 		if r.err != nil {
+			if ctx.Err() != nil || errors.Is(r.err, notify.ErrBannerTimeout) { // the session still runs: no exit to wait for
+				return nil, fmt.Errorf("%s: %w; stderr: %s", h.target.dest(), r.err, stderr.String())
+			}
 			werr := waitExit(ctx, s, exited)
 			return h.sessionFailed(c, werr, stderr.String(), r.err, &ok)
 		}
