@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitexec"
 )
 
 // Services a helper may connect to and a server may run.
@@ -34,7 +36,7 @@ func DefaultGitProtocol(ctx context.Context, service string) (string, error) {
 	if v := os.Getenv("GIT_PROTOCOL"); v != "" {
 		return v, nil
 	}
-	out, err := exec.CommandContext(ctx, "git", "config", "--get", "protocol.version").Output()
+	out, err := gitexec.Command(ctx, "", "config", "--get", "protocol.version").Output()
 	var exit *exec.ExitError
 	switch {
 	case errors.As(err, &exit) && exit.ExitCode() == 1: // unset

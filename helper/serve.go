@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitexec"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitrepo"
 )
 
 // ServeOptions configures Serve.
@@ -130,7 +131,7 @@ func (o *ServeOptions) check(ctx context.Context, req RequestFrame) (string, err
 	default:
 		return "", fmt.Errorf("%w: no repository is served here", ErrRepositoryNotFound)
 	}
-	if !isRepo(dir) {
+	if !gitrepo.IsRepo(dir) {
 		if req.Path != "" {
 			return "", fmt.Errorf("%w: %s", ErrRepositoryNotFound, req.Path)
 		}
@@ -146,17 +147,6 @@ func (o *ServeOptions) check(ctx context.Context, req RequestFrame) (string, err
 		}
 	}
 	return dir, nil
-}
-
-// isRepo reports whether dir looks like a bare repository or a work tree.
-func isRepo(dir string) bool {
-	if fi, err := os.Stat(filepath.Join(dir, "HEAD")); err == nil && !fi.IsDir() {
-		if fi, err := os.Stat(filepath.Join(dir, "objects")); err == nil && fi.IsDir() {
-			return true
-		}
-	}
-	_, err := os.Stat(filepath.Join(dir, ".git"))
-	return err == nil
 }
 
 // session is one running service.
@@ -191,7 +181,7 @@ func (s *session) kill(why error) {
 	}
 	s.killed = why
 	s.log.Info("killing the service", "why", why)
-	if err := killProcess(s.cmd); err != nil {
+	if err := gitexec.Kill(s.cmd); err != nil {
 		s.log.Warn("kill", "err", err)
 	}
 }
@@ -201,10 +191,12 @@ func (s *session) run(ctx context.Context) error {
 	if git == "" {
 		git = "git"
 	}
-	// "git upload-pack <dir>", as sshd runs "git-upload-pack '<dir>'".
-	s.cmd = exec.Command(git, strings.TrimPrefix(s.req.Service, "git-"), s.dir)
-	s.cmd.Env = serviceEnv(os.Environ(), s.req.GitProtocol)
-	setProcessGroup(s.cmd)
+	// "git upload-pack <dir>", as sshd runs "git-upload-pack '<dir>'". It
+	// is ended by s.kill (on ctx's end too, below), not by a context:
+	// its whole process group at once, so index-pack or unpack-objects
+	// under receive-pack end with it.
+	s.cmd = gitexec.Program(context.Background(), git, strings.TrimPrefix(s.req.Service, "git-"), s.dir)
+	s.cmd.Env = serviceEnv(s.cmd.Env, s.req.GitProtocol)
 	stdin, err := s.cmd.StdinPipe()
 	if err != nil {
 		return refuse(s.stream, err)
@@ -251,7 +243,7 @@ func (s *session) run(ctx context.Context) error {
 	s.exited = true
 	killed := s.killed
 	s.pmu.Unlock()
-	code := exitCode(s.cmd.ProcessState)
+	code := gitexec.ExitCode(s.cmd.ProcessState)
 	s.log.Debug("exited", "code", code, "wait", werr)
 	if killed != nil {
 		if ctx.Err() != nil { // the stream was closed because of it

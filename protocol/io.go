@@ -8,24 +8,32 @@ import (
 	"sync"
 )
 
-// ErrLineTooLong is returned by Reader.ReadLine for a line over
-// MaxLineLength; the rest of that line is skipped and reading can go on.
+// ErrLineTooLong is returned by Reader.ReadLine for a line over its
+// limit; the rest of that line is skipped and reading can go on.
 var ErrLineTooLong = errors.New("line too long")
 
-// Reader reads protocol lines, never buffering more than MaxLineLength.
+// Reader reads protocol lines, never buffering more than its limit
+// (MaxLineLength unless made with NewReaderLimit).
 type Reader struct {
 	r    *bufio.Reader
+	max  int
 	line int
 }
 
-// NewReader returns a Reader on r.
+// NewReader returns a Reader on r for lines of up to MaxLineLength bytes.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{r: bufio.NewReaderSize(r, 4096)}
+	return NewReaderLimit(r, MaxLineLength)
+}
+
+// NewReaderLimit returns a Reader on r for lines of up to max bytes: a
+// longer line is skipped as it arrives, never held whole.
+func NewReaderLimit(r io.Reader, max int) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, 4096), max: max}
 }
 
 // ReadLine returns the next line without its line ending ("\n" or "\r\n").
 // A final line without a newline is returned too. At the end of input it
-// returns io.EOF. A line over MaxLineLength yields an error wrapping
+// returns io.EOF. A line over the limit yields an error wrapping
 // ErrLineTooLong; the caller may keep reading.
 func (r *Reader) ReadLine() (string, error) {
 	var buf []byte
@@ -33,7 +41,7 @@ func (r *Reader) ReadLine() (string, error) {
 	for {
 		chunk, err := r.r.ReadSlice('\n')
 		if !tooLong {
-			if len(buf)+len(chunk) > MaxLineLength+2 {
+			if len(buf)+len(chunk) > r.max+2 {
 				tooLong = true
 				buf = nil
 			} else {
@@ -50,7 +58,7 @@ func (r *Reader) ReadLine() (string, error) {
 			if n := len(buf); n > 0 && buf[n-1] == '\r' {
 				buf = buf[:n-1]
 			}
-			if len(buf) > MaxLineLength {
+			if len(buf) > r.max {
 				return "", fmt.Errorf("line %d: %w", r.line, ErrLineTooLong)
 			}
 			return string(buf), nil

@@ -1,12 +1,18 @@
 // Package protocol implements the line protocol git-remote-daemon speaks on
-// stdin/stdout with the program that started it (git-remote-daemon.mdwn,
-// "stdio protocol").
+// stdin/stdout with the program that started it as `git-remote-daemon
+// --foreground` (README, "The stdio protocol"; git-annex's remotedaemon
+// protocol).
 //
 // The protocol is asynchronous and line based: either side may send any
 // message at any time and no message is answered. Each message is one line
 // of space separated words ending in "\n". The daemon emits CONNECTED,
 // DISCONNECTED, CHANGED, STATUS and ERROR; it consumes PAUSE, RESUME, PUSH
 // and RELOAD.
+//
+// A program driving the daemon reads its stdout with NewReader and Parse,
+// which returns one of the message types below (switch on them), and
+// writes commands to its stdin with NewWriter and Send; see the example.
+// Lines are capped at MaxLineLength; parse errors wrap ErrMalformed.
 package protocol
 
 import (

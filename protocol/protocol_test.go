@@ -104,6 +104,22 @@ func TestOneLine(t *testing.T) {
 	}
 }
 
+func TestReaderLimit(t *testing.T) {
+	r := NewReaderLimit(strings.NewReader("12345678\r\n123456789\n"+strings.Repeat("y", 1<<20)+"\nok"), 8)
+	for i, want := range []string{"12345678", "<too long>", "<too long>", "ok"} {
+		line, err := r.ReadLine()
+		if errors.Is(err, ErrLineTooLong) {
+			line, err = "<too long>", nil
+		}
+		if err != nil || line != want {
+			t.Fatalf("line %d: %q, %v; want %q", i+1, line, err, want)
+		}
+	}
+	if _, err := r.ReadLine(); !errors.Is(err, io.EOF) {
+		t.Fatalf("at the end: %v", err)
+	}
+}
+
 func TestReader(t *testing.T) {
 	in := "PAUSE\r\nRESUME\n" + strings.Repeat("x", MaxLineLength+10) + "\nPUSH o\nlast"
 	r := NewReader(strings.NewReader(in))

@@ -70,37 +70,3 @@ func Cloak(rnd io.Reader, packet []byte, rounds int) ([]byte, error) {
 	}
 	return out, nil
 }
-
-// Uncloak removes any number of cloaking rounds (spec: e3x/cloaking.md
-// "Once decloaked, the ciphertext should be processed as another packet,
-// which may be a raw encrypted packet (0x00) or may be another cloaked
-// one"): while the first byte is non-zero, the first 8 bytes are a nonce
-// and the rest is ChaCha20 ciphertext. Input whose first byte is already 0
-// is returned unchanged with rounds 0 ("Accept both"). The returned packet
-// is a fresh copy when rounds > 0, otherwise it aliases b. It is not
-// LOB-decoded; pass it to DecodePacket.
-func Uncloak(b []byte) (packet []byte, rounds int, err error) {
-	if len(b) > MaxPacketSize {
-		return nil, 0, fmt.Errorf("%w: cloaked packet of %d bytes exceeds %d", ErrTooLarge, len(b), MaxPacketSize)
-	}
-	if len(b) < 2 {
-		return nil, 0, fmt.Errorf("%w: packet of %d bytes", ErrMalformed, len(b))
-	}
-	if b[0] == 0 {
-		return b, 0, nil
-	}
-	buf := append([]byte(nil), b...)
-	for len(buf) > 0 && buf[0] != 0 {
-		if len(buf) < minCloakedLen {
-			return nil, rounds, fmt.Errorf("%w: cloaked packet of %d bytes too short", ErrMalformed, len(buf))
-		}
-		c, err := cloakCipher(buf[:CloakNonceSize])
-		if err != nil {
-			return nil, rounds, err
-		}
-		buf = buf[CloakNonceSize:]
-		c.XORKeyStream(buf, buf)
-		rounds++
-	}
-	return buf, rounds, nil
-}

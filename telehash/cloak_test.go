@@ -26,7 +26,7 @@ func TestCloakRoundTrip(t *testing.T) {
 		if len(c) != len(pkt)+8*rounds || c[0] == 0 {
 			t.Fatalf("rounds %d: len %d first %d", rounds, len(c), c[0])
 		}
-		got, n, err := Uncloak(c)
+		got, n, err := uncloak(c)
 		if err != nil || n != rounds || !bytes.Equal(got, pkt) {
 			t.Fatalf("rounds %d: uncloak %d rounds, %v", rounds, n, err)
 		}
@@ -56,13 +56,13 @@ func TestUncloakErrors(t *testing.T) {
 		{make([]byte, MaxPacketSize+1), ErrTooLarge},
 	}
 	for _, tt := range tests {
-		if _, _, err := Uncloak(tt.in); !errors.Is(err, tt.err) {
-			t.Errorf("Uncloak(%x): %v, want %v", tt.in, err, tt.err)
+		if _, _, err := uncloak(tt.in); !errors.Is(err, tt.err) {
+			t.Errorf("uncloak(%x): %v, want %v", tt.in, err, tt.err)
 		}
 	}
 	// Uncloaked input passes through unchanged.
 	in := []byte{0, 0, 1}
-	if got, n, err := Uncloak(in); err != nil || n != 0 || !bytes.Equal(got, in) {
+	if got, n, err := uncloak(in); err != nil || n != 0 || !bytes.Equal(got, in) {
 		t.Errorf("plain: %x %d %v", got, n, err)
 	}
 	if _, err := Cloak(newDetRand("x"), []byte{0, 0}, 0); err == nil {
@@ -83,7 +83,7 @@ func FuzzUncloak(f *testing.F) {
 	f.Add([]byte{0, 0})
 	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p, n, err := Uncloak(b)
+		p, n, err := uncloak(b)
 		if err != nil {
 			return
 		}

@@ -73,14 +73,41 @@ func beforenm(public, secret *[KeySize3a]byte) ([32]byte, error) {
 	return out, nil
 }
 
-// key32 converts a slice to a 32 byte key.
+// key32 converts a slice to a 32 byte public key, which must be
+// canonical (see checkKey3a).
 func key32(b []byte) (*[KeySize3a]byte, error) {
-	if len(b) != KeySize3a {
-		return nil, fmt.Errorf("%w: 3a key must be %d bytes, got %d", ErrInvalidKey, KeySize3a, len(b))
+	if err := checkKey3a(b); err != nil {
+		return nil, err
 	}
 	var k [KeySize3a]byte
 	copy(k[:], b)
 	return &k, nil
+}
+
+// checkKey3a accepts canonical X25519 public keys only: 32 bytes whose
+// little-endian value is below 2^255-19. X25519 ignores bit 255 and
+// reduces modulo 2^255-19, so a non-canonical key works for the same key
+// pair while hashing to another hashname: accepted, it would give one
+// peer a second identity. Keys made by X25519 (ours, telehash-js's) are
+// always canonical.
+func checkKey3a(b []byte) error {
+	if len(b) != KeySize3a {
+		return fmt.Errorf("%w: 3a key must be %d bytes, got %d", ErrInvalidKey, KeySize3a, len(b))
+	}
+	if b[31]&0x80 != 0 {
+		return fmt.Errorf("%w: 3a key with bit 255 set is not canonical", ErrInvalidKey)
+	}
+	// 2^255-19 and above: 0x7f, then 30 bytes of 0xff, then >= 0xed.
+	if b[31] == 0x7f && b[0] >= 0xed {
+		all := true
+		for _, c := range b[1:31] {
+			all = all && c == 0xff
+		}
+		if all {
+			return fmt.Errorf("%w: 3a key not reduced modulo 2^255-19", ErrInvalidKey)
+		}
+	}
+	return nil
 }
 
 // macKey3a derives the message AUTH key SHA256(NONCE || secret) where
@@ -144,6 +171,9 @@ func OpenMessage3a(local *Keypair, body []byte) (inner []byte, eph [KeySize3a]by
 		return nil, eph, fmt.Errorf("%w: 3a message of %d bytes is shorter than %d", ErrMalformed, len(body), MessageOverhead3a)
 	}
 	copy(eph[:], body[:KeySize3a])
+	if err := checkKey3a(eph[:]); err != nil {
+		return nil, eph, fmt.Errorf("%w: ephemeral key: %w", ErrDecrypt, err)
+	}
 	var nonce [NonceSize3a]byte
 	copy(nonce[:], body[KeySize3a:KeySize3a+NonceSize3a])
 	secret, err := beforenm(&eph, &local.Secret)

@@ -3,13 +3,30 @@
 // identities, link handshakes, exchanges and channel packets, and on top
 // of them a UDP endpoint (Mesh) with reliable channels and streams.
 //
-// The specification lives in shared/specs/telehash-v3; where it disagrees
-// with telehash-js on the wire, this package follows telehash-js (see the
-// comments on each function and shared/notes/telehash.md).
+// The specification is telehash v3 (github.com/telehash/telehash.org,
+// directory v3; paths such as e3x/channels.md below are relative to it);
+// where it disagrees with telehash-js on the wire, this package follows
+// telehash-js (see the comments on each function).
+//
+// # Usage
+//
+// An Identity (GenerateIdentity, LoadIdentity, Identity.Save) holds an
+// endpoint's keys; its Hashname names it. NewMesh binds a UDP socket for
+// an identity; Mesh.Link reaches a peer from its LinkInfo (keys and
+// paths, what a link:// URL carries); Mesh.OpenStream and
+// Mesh.OpenChannel open channels to it, and Mesh.Handle accepts the
+// peer's. MeshOptions.Allow says which unknown peers are answered at
+// all. The package example runs a server and a client on loopback.
+//
+// The lower layers (base32, Hashname, LOB packets, Cloak, cipher set 3a,
+// Handshake, Exchange, ChannelPacket) are exported for other transports
+// of E3X; Mesh is their UDP one.
 //
 // Every parser of network input returns an error wrapping one of the
 // sentinel errors (ErrMalformed, ErrTooLarge, ErrUnsupported, ErrDecrypt,
 // ...) and never panics. Decoded packets may alias the caller's buffer.
+// Only canonical X25519 keys are accepted (from the wire, link info or
+// URLs): one key pair has one hashname.
 //
 // # Mesh
 //
@@ -19,11 +36,13 @@
 // that was not linked and handshakes to us is answered only if
 // MeshOptions.Allow admits its hashname — otherwise nothing at all is
 // sent back. Garbage, unknown tokens and failed decryptions are dropped
-// before any per-peer state is touched and counted in Stats. Links are
-// kept alive with a handshake every Keepalive (30 s), declared down after
-// LinkTimeout without any packet (OnLink reports changes, channels fail
-// with ErrLinkDown), and re-linked: a linked peer that is down gets a
-// handshake every Keepalive, and a restarted peer (new ephemeral key, any
+// before any per-peer state is touched and counted in Stats. Links in use
+// (open channels, or held with Keep) are kept alive with a handshake
+// every Keepalive (30 s), declared down after LinkTimeout without any
+// packet (OnLink reports changes, channels fail with ErrLinkDown); a kept
+// peer that is down gets a handshake every Keepalive until it answers. A
+// link idle for IdleTimeout is let go: no keepalives, no re-linking; the
+// next OpenChannel links again. A restarted peer (new ephemeral key, any
 // at) is taken up as a new session, failing the old session's channels
 // with ErrSessionReset.
 //
@@ -31,7 +50,10 @@
 //
 // OpenChannel and Handle open and accept channels (e3x/channels.md);
 // types without a handler are refused with err "unknown type" as in
-// telehash-js. Reliable channels (e3x/reliable.md) carry seq, ack and
+// telehash-js. Channel ids increase per session (telehash-js counts 1, 3,
+// 5... or 2, 4, 6... in opening order): an open with an id used before in
+// the session, or more than 64 steps below the highest, is dropped, so a
+// recorded open replayed does not run its handler again. Reliable channels (e3x/reliable.md) carry seq, ack and
 // miss, deliver in order, resend what the receiver lists as missing
 // (plus ack+1, which telehash-js omits), resend on a timeout (RFC 6298
 // estimate, 200 ms to 2 s) and fail with err "timeout" after

@@ -76,42 +76,11 @@ func (x *Exchange) Order() Order { return x.order }
 // e3x/handshake.md "Routing Token").
 func (x *Exchange) Token() Token { return x.token }
 
-// RemoteKey returns the remote endpoint's 3a key.
-func (x *Exchange) RemoteKey() []byte { return append([]byte(nil), x.remoteKey[:]...) }
-
-// RemoteToken returns the remote routing token (put on outgoing channel
-// packets) and whether a session exists.
-func (x *Exchange) RemoteToken() (Token, bool) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.remoteToken, x.session != nil
-}
-
-// HasSession reports whether a handshake was accepted.
-func (x *Exchange) HasSession() bool {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.session != nil
-}
-
 // At returns the current at value.
 func (x *Exchange) At() uint64 {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.at
-}
-
-// SetAt sets the at value, adjusted up to the local order's parity, and
-// returns the value set.
-func (x *Exchange) SetAt(at uint64) (uint64, error) {
-	a, err := AdjustAt(at, x.order)
-	if err != nil {
-		return 0, err
-	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	x.at = a
-	return a, nil
 }
 
 // Resync raises at to a new value of local parity for a keepalive or a
@@ -203,17 +172,6 @@ func (x *Exchange) Sync(h *Handshake) (SyncResult, error) {
 	return res, nil
 }
 
-// ReceiveHandshake opens a handshake message (uncloaked LOB bytes) and
-// applies it with Sync.
-func (x *Exchange) ReceiveHandshake(msg []byte) (*Handshake, SyncResult, error) {
-	h, err := OpenHandshake(x.local, msg)
-	if err != nil {
-		return nil, SyncResult{}, err
-	}
-	res, err := x.Sync(h)
-	return h, res, err
-}
-
 // NextChannelID allocates the next local channel id: odd from 1 for the
 // Odd endpoint, even from 2 for the Even one, increasing by 2 (spec:
 // e3x/channels.md "Channel IDs").
@@ -272,35 +230,4 @@ func (x *Exchange) OpenChannel(outer []byte) ([]byte, error) {
 		return nil, ErrNoSession
 	}
 	return s.Open(p.Body)
-}
-
-// EncryptChannel encodes and encrypts a channel packet.
-func (x *Exchange) EncryptChannel(cp *ChannelPacket) ([]byte, error) {
-	inner, err := cp.EncodeChannelInner()
-	if err != nil {
-		return nil, err
-	}
-	return x.SealChannel(inner)
-}
-
-// DecryptChannel decrypts and decodes a channel packet.
-func (x *Exchange) DecryptChannel(outer []byte) (*ChannelPacket, error) {
-	inner, err := x.OpenChannel(outer)
-	if err != nil {
-		return nil, err
-	}
-	return DecodeChannelInner(inner)
-}
-
-// ChannelToken returns the routing token of an outer channel packet, for
-// dispatching it to its exchange (telehash-js mesh.receive routes by it).
-func ChannelToken(outer []byte) (Token, error) {
-	p, err := DecodePacket(outer)
-	if err != nil {
-		return Token{}, err
-	}
-	if len(p.Head) != 0 || len(p.Body) < TokenSize {
-		return Token{}, fmt.Errorf("%w: not a channel packet", ErrMalformed)
-	}
-	return Token(p.Body[:TokenSize]), nil
 }

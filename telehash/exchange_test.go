@@ -28,7 +28,7 @@ func wire(t *testing.T, pkt []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _, err := Uncloak(c)
+	p, _, err := uncloak(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestExchangeHandshakeAndChannels(t *testing.T) {
 	if xa.Order() == xb.Order() {
 		t.Fatal("both sides have the same order")
 	}
-	if _, err := xa.EncryptChannel(&ChannelPacket{C: 1}); !errors.Is(err, ErrNoSession) {
+	if _, err := xa.encryptChannel(&ChannelPacket{C: 1}); !errors.Is(err, ErrNoSession) {
 		t.Fatalf("send before handshake: %v", err)
 	}
 	// A initiates; B answers; A confirms.
@@ -48,7 +48,7 @@ func TestExchangeHandshakeAndChannels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, res, err := xb.ReceiveHandshake(wire(t, ha))
+	h, res, err := xb.receiveHandshake(wire(t, ha))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,13 +57,13 @@ func TestExchangeHandshakeAndChannels(t *testing.T) {
 	}
 	if !res.InSync {
 		hb, _ := xb.Handshake()
-		h, res2, err := xa.ReceiveHandshake(wire(t, hb))
+		h, res2, err := xa.receiveHandshake(wire(t, hb))
 		if err != nil || h.Hashname != b.Hashname() || !res2.NewSession {
 			t.Fatalf("a: %v %+v", err, res2)
 		}
 		if !res2.InSync {
 			ha, _ = xa.Handshake()
-			if _, res3, err := xb.ReceiveHandshake(ha); err != nil || !res3.InSync {
+			if _, res3, err := xb.receiveHandshake(ha); err != nil || !res3.InSync {
 				t.Fatalf("b not in sync: %+v %v", res3, err)
 			}
 		}
@@ -72,10 +72,10 @@ func TestExchangeHandshakeAndChannels(t *testing.T) {
 		t.Fatalf("at differs: %d %d", xa.At(), xb.At())
 	}
 	// Tokens: each side's outgoing token is the other's local token.
-	if tok, ok := xa.RemoteToken(); !ok || tok != xb.Token() {
+	if tok, ok := xa.remoteTok(); !ok || tok != xb.Token() {
 		t.Fatal("a's remote token is not b's token")
 	}
-	if tok, ok := xb.RemoteToken(); !ok || tok != xa.Token() || !xb.HasSession() {
+	if tok, ok := xb.remoteTok(); !ok || tok != xa.Token() || !xb.hasSession() {
 		t.Fatal("b's remote token is not a's token")
 	}
 	// Channel packets both ways.
@@ -90,17 +90,17 @@ func TestExchangeHandshakeAndChannels(t *testing.T) {
 			send, recv, c = xb, xa, cb
 		}
 		body := bytes.Repeat([]byte{byte(i)}, 1000)
-		out, err := send.EncryptChannel(&ChannelPacket{C: c, Type: "test", Seq: uint32(i + 1), Body: body})
+		out, err := send.encryptChannel(&ChannelPacket{C: c, Type: "test", Seq: uint32(i + 1), Body: body})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(out) > MaxChannelPacketSize+200 {
 			t.Fatalf("packet of %d bytes", len(out))
 		}
-		if tok, _ := ChannelToken(out); tok != recv.Token() {
+		if tok, _ := channelToken(out); tok != recv.Token() {
 			t.Fatal("ChannelToken")
 		}
-		got, err := recv.DecryptChannel(wire(t, out))
+		got, err := recv.decryptChannel(wire(t, out))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,12 +108,12 @@ func TestExchangeHandshakeAndChannels(t *testing.T) {
 			t.Fatalf("got %v", got)
 		}
 		// The sender cannot read its own packet (wrong token, wrong key).
-		if _, err := send.DecryptChannel(out); !errors.Is(err, ErrWrongToken) {
+		if _, err := send.decryptChannel(out); !errors.Is(err, ErrWrongToken) {
 			t.Fatalf("own packet: %v", err)
 		}
 		bad := append([]byte(nil), out...)
 		bad[len(bad)-1] ^= 1
-		if _, err := recv.DecryptChannel(bad); !errors.Is(err, ErrDecrypt) {
+		if _, err := recv.decryptChannel(bad); !errors.Is(err, ErrDecrypt) {
 			t.Fatalf("tampered: %v", err)
 		}
 	}
@@ -121,10 +121,10 @@ func TestExchangeHandshakeAndChannels(t *testing.T) {
 
 func TestExchangeAtRules(t *testing.T) {
 	xa, xb, _, _ := pair(t, "at")
-	if _, err := xa.SetAt(100); err != nil {
+	if _, err := xa.setAt(100); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := xb.SetAt(200); err != nil {
+	if _, err := xb.setAt(200); err != nil {
 		t.Fatal(err)
 	}
 	if xa.At()%2 != uint64(xa.Order())%2 || xb.At()%2 != uint64(xb.Order())%2 {
@@ -132,17 +132,17 @@ func TestExchangeAtRules(t *testing.T) {
 	}
 	ha, _ := xa.Handshake()
 	oldA := ha
-	_, res, err := xb.ReceiveHandshake(ha)
+	_, res, err := xb.receiveHandshake(ha)
 	if err != nil || res.InSync || res.At != xb.At() || xb.At() < 200 {
 		t.Fatalf("lower at must be answered with ours: %+v %v", res, err)
 	}
 	hb, _ := xb.Handshake()
-	_, res, err = xa.ReceiveHandshake(hb)
+	_, res, err = xa.receiveHandshake(hb)
 	if err != nil || res.InSync || xa.At() != xb.At() {
 		t.Fatalf("higher at must be adopted: %+v %v", res, err)
 	}
 	ha, _ = xa.Handshake()
-	if _, res, err = xb.ReceiveHandshake(ha); err != nil || !res.InSync || res.NewSession {
+	if _, res, err = xb.receiveHandshake(ha); err != nil || !res.InSync || res.NewSession {
 		t.Fatalf("echo must be in sync: %+v %v", res, err)
 	}
 	// Keepalive: a new at, same session.
@@ -151,14 +151,14 @@ func TestExchangeAtRules(t *testing.T) {
 		t.Fatalf("resync at %d", at)
 	}
 	ha, _ = xa.Handshake()
-	if _, res, err = xb.ReceiveHandshake(ha); err != nil || res.InSync || res.NewSession || xb.At() != at {
+	if _, res, err = xb.receiveHandshake(ha); err != nil || res.InSync || res.NewSession || xb.At() != at {
 		t.Fatalf("keepalive: %+v %v", res, err)
 	}
 	// A replayed old handshake is answered but changes nothing.
-	if _, res, err = xb.ReceiveHandshake(oldA); err != nil || res.InSync || res.Stale || xb.At() != at {
+	if _, res, err = xb.receiveHandshake(oldA); err != nil || res.InSync || res.Stale || xb.At() != at {
 		t.Fatalf("replay: %+v %v", res, err)
 	}
-	if _, err := xa.SetAt(MaxAt + 1); !errors.Is(err, ErrExhausted) {
+	if _, err := xa.setAt(MaxAt + 1); !errors.Is(err, ErrExhausted) {
 		t.Fatalf("SetAt overflow: %v", err)
 	}
 }
@@ -168,8 +168,8 @@ func TestExchangeAtRules(t *testing.T) {
 // previous session does not switch sessions.
 func TestExchangeRestartAndReplay(t *testing.T) {
 	xa, xb, a, b := pair(t, "restart")
-	xa.SetAt(5000)
-	xb.SetAt(10)
+	xa.setAt(5000)
+	xb.setAt(10)
 	old, _ := xa.Handshake()
 	syncPair(t, xa, xb)
 	cid, _ := xb.NextChannelID()
@@ -177,43 +177,43 @@ func TestExchangeRestartAndReplay(t *testing.T) {
 	if cid <= 2 {
 		t.Fatal("ids")
 	}
-	oldTok, _ := xb.RemoteToken()
+	oldTok, _ := xb.remoteTok()
 
 	// A restarts with a lower at than the session's.
 	xa2, _ := NewExchange(newDetRand("restart2"), a, b.kp.Public[:])
-	xa2.SetAt(20)
+	xa2.setAt(20)
 	h2, _ := xa2.Handshake()
-	_, res, err := xb.ReceiveHandshake(h2)
+	_, res, err := xb.receiveHandshake(h2)
 	if err != nil || !res.Stale || res.NewSession || res.InSync {
 		t.Fatalf("restart first contact: %+v %v", res, err)
 	}
-	if tok, _ := xb.RemoteToken(); tok != oldTok {
+	if tok, _ := xb.remoteTok(); tok != oldTok {
 		t.Fatal("session switched on a stale at")
 	}
 	// B answers; A adopts B's fresh at and answers with its new key.
 	hb, _ := xb.Handshake()
-	if _, res, err = xa2.ReceiveHandshake(hb); err != nil || !res.NewSession {
+	if _, res, err = xa2.receiveHandshake(hb); err != nil || !res.NewSession {
 		t.Fatalf("a2: %+v %v", res, err)
 	}
 	h2, _ = xa2.Handshake()
-	if _, res, err = xb.ReceiveHandshake(h2); err != nil || !res.NewSession || !res.InSync {
+	if _, res, err = xb.receiveHandshake(h2); err != nil || !res.NewSession || !res.InSync {
 		t.Fatalf("restart accepted: %+v %v", res, err)
 	}
-	if tok, _ := xb.RemoteToken(); tok != xa2.Token() {
+	if tok, _ := xb.remoteTok(); tok != xa2.Token() {
 		t.Fatal("new token not used")
 	}
 	if c, _ := xb.NextChannelID(); c != uint32(xb.Order()) {
 		t.Fatalf("channel ids not reset: %d", c)
 	}
 	// Replaying the first session's handshake changes nothing.
-	if _, res, err = xb.ReceiveHandshake(old); err != nil || !res.Stale {
+	if _, res, err = xb.receiveHandshake(old); err != nil || !res.Stale {
 		t.Fatalf("replay: %+v %v", res, err)
 	}
-	if tok, _ := xb.RemoteToken(); tok != xa2.Token() {
+	if tok, _ := xb.remoteTok(); tok != xa2.Token() {
 		t.Fatal("replay switched the session")
 	}
-	pkt, _ := xa2.EncryptChannel(&ChannelPacket{C: 1, Type: "x"})
-	if _, err := xb.DecryptChannel(pkt); err != nil {
+	pkt, _ := xa2.encryptChannel(&ChannelPacket{C: 1, Type: "x"})
+	if _, err := xb.decryptChannel(pkt); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -223,11 +223,11 @@ func syncPair(t *testing.T, xa, xb *Exchange) {
 	from, to := xa, xb
 	for i := 0; i < 4; i++ {
 		h, _ := from.Handshake()
-		_, res, err := to.ReceiveHandshake(h)
+		_, res, err := to.receiveHandshake(h)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.InSync && from.HasSession() {
+		if res.InSync && from.hasSession() {
 			return
 		}
 		from, to = to, from
@@ -240,7 +240,7 @@ func TestExchangeErrors(t *testing.T) {
 	c := mustIdentity(t, "c")
 	xc, _ := NewExchange(nil, c, xb.local.kp.Public[:])
 	hc, _ := xc.Handshake()
-	if _, _, err := xb.ReceiveHandshake(hc); !errors.Is(err, ErrKeyMismatch) {
+	if _, _, err := xb.receiveHandshake(hc); !errors.Is(err, ErrKeyMismatch) {
 		t.Fatalf("other key: %v", err)
 	}
 	if _, err := NewExchange(nil, c, make([]byte, 31)); !errors.Is(err, ErrInvalidKey) {
@@ -262,10 +262,10 @@ func TestExchangeErrors(t *testing.T) {
 	if _, err := xb.OpenChannel(append([]byte{0, 0}, tok[:]...)); !errors.Is(err, ErrNoSession) {
 		t.Fatalf("no session: %v", err)
 	}
-	if _, err := ChannelToken([]byte{0, 1, 2}); !errors.Is(err, ErrMalformed) {
+	if _, err := channelToken([]byte{0, 1, 2}); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("ChannelToken: %v", err)
 	}
-	if !bytes.Equal(xb.RemoteKey(), xa.local.kp.Public[:]) {
+	if !bytes.Equal(xb.remoteKeyBytes(), xa.local.kp.Public[:]) {
 		t.Fatal("RemoteKey")
 	}
 	// Channel id exhaustion.
@@ -283,18 +283,18 @@ func FuzzExchangeDecryptChannel(f *testing.F) {
 	r := newDetRand("fuzz-x")
 	xa, _ := NewExchange(r, a, b.kp.Public[:])
 	xb, _ := NewExchange(r, b, a.kp.Public[:])
-	xa.SetAt(1)
-	xb.SetAt(1)
+	xa.setAt(1)
+	xb.setAt(1)
 	ha, _ := xa.Handshake()
 	hb, _ := xb.Handshake()
-	if _, _, err := xb.ReceiveHandshake(ha); err != nil {
+	if _, _, err := xb.receiveHandshake(ha); err != nil {
 		f.Fatal(err)
 	}
-	if _, _, err := xa.ReceiveHandshake(hb); err != nil {
+	if _, _, err := xa.receiveHandshake(hb); err != nil {
 		f.Fatal(err)
 	}
 	for _, cp := range []ChannelPacket{{C: 1, Type: "x", Seq: 1, Body: []byte("hi")}, {C: 3, Miss: []uint32{50}}} {
-		pkt, err := xa.EncryptChannel(&cp)
+		pkt, err := xa.encryptChannel(&cp)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -302,11 +302,11 @@ func FuzzExchangeDecryptChannel(f *testing.F) {
 	}
 	f.Add(ha)
 	f.Fuzz(func(t *testing.T, pkt []byte) {
-		if cp, err := xb.DecryptChannel(pkt); err == nil && cp.C == 0 {
+		if cp, err := xb.decryptChannel(pkt); err == nil && cp.C == 0 {
 			t.Fatal("c=0 accepted")
 		}
 		// Handshake path of the same exchange: must never panic.
-		_, _, _ = xb.ReceiveHandshake(pkt)
+		_, _, _ = xb.receiveHandshake(pkt)
 	})
 }
 
@@ -324,12 +324,12 @@ func TestExchangeConcurrent(t *testing.T) {
 					done <- err
 					return
 				}
-				pkt, err := xa.EncryptChannel(&ChannelPacket{C: c, Type: "t"})
+				pkt, err := xa.encryptChannel(&ChannelPacket{C: c, Type: "t"})
 				if err != nil {
 					done <- err
 					return
 				}
-				if _, err := xb.DecryptChannel(pkt); err != nil {
+				if _, err := xb.decryptChannel(pkt); err != nil {
 					done <- err
 					return
 				}

@@ -34,10 +34,10 @@ func makeGoVectors(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := xa.SetAt(1700000000); err != nil {
+	if _, err := xa.setAt(1700000000); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := xa.ReceiveHandshake(unhex(t, v.MsgBToA)); err != nil {
+	if _, _, err := xa.receiveHandshake(unhex(t, v.MsgBToA)); err != nil {
 		t.Fatal(err)
 	}
 	var out goVectors
@@ -53,7 +53,7 @@ func makeGoVectors(t *testing.T) []byte {
 		{C: 2, Ack: 0, Miss: []uint32{1, 50}},
 		{C: 4, End: true, Err: "boom", Extra: map[string]json.RawMessage{"extra": json.RawMessage(`{"x":[1,2]}`)}, Body: []byte{0, 1, 2, 255}},
 	} {
-		pkt, err := xa.EncryptChannel(&cp)
+		pkt, err := xa.encryptChannel(&cp)
 		if err != nil {
 			t.Fatal(err)
 		}

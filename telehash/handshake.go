@@ -146,8 +146,10 @@ func ParseLinkInner(csid CSID, inner []byte) (*Handshake, error) {
 	if err != nil {
 		return nil, fmt.Errorf("handshake attachment: %w", err)
 	}
-	if csid == CS3a && len(attach.Body) != KeySize3a {
-		return nil, fmt.Errorf("%w: 3a key of %d bytes", ErrInvalidKey, len(attach.Body))
+	if csid == CS3a {
+		if err := checkKey3a(attach.Body); err != nil {
+			return nil, err
+		}
 	}
 	if len(attach.Body) == 0 {
 		return nil, fmt.Errorf("%w: handshake carries no key", ErrMalformed)

@@ -108,6 +108,11 @@ func HashnameFromKeys(keys map[CSID][]byte) (Hashname, error) {
 		if len(k) == 0 {
 			return "", fmt.Errorf("%w: empty key for csid %s", ErrMalformed, id)
 		}
+		if id == CS3a {
+			if err := checkKey3a(k); err != nil {
+				return "", err
+			}
+		}
 		ims[id] = Intermediate(k)
 	}
 	return HashnameFromIntermediates(ims)

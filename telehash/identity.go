@@ -88,9 +88,6 @@ func copyKeys(m map[CSID][]byte) map[CSID][]byte {
 // Hashname returns the identity's hashname.
 func (id *Identity) Hashname() Hashname { return id.hashname }
 
-// Keypair3a returns a copy of the 3a key pair.
-func (id *Identity) Keypair3a() Keypair { return id.kp }
-
 // Key returns a copy of the public key for csid, or nil.
 func (id *Identity) Key(csid CSID) []byte {
 	if k, ok := id.keys[csid]; ok {

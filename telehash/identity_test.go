@@ -26,7 +26,7 @@ func TestIdentitySaveLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Hashname() != id.Hashname() || got.Keypair3a() != id.Keypair3a() {
+	if got.Hashname() != id.Hashname() || got.keypair3a() != id.keypair3a() {
 		t.Fatal("loaded identity differs")
 	}
 	// Saving over a world-readable file leaves it 0600.

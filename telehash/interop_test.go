@@ -92,7 +92,7 @@ func TestInteropJSBase32AndHashname(t *testing.T) {
 func TestInteropJSCloak(t *testing.T) {
 	v := loadJSVectors(t)
 	for _, c := range v.Cloak {
-		got, n, err := Uncloak(unhex(t, c.Cloaked))
+		got, n, err := uncloak(unhex(t, c.Cloaked))
 		if err != nil || n != c.Rounds || !bytes.Equal(got, unhex(t, c.Plain)) {
 			t.Errorf("uncloak %d rounds: %x %d %v", c.Rounds, got, n, err)
 		}
@@ -145,11 +145,11 @@ func TestInteropJSHandshakeAndChannels(t *testing.T) {
 	if int(xb.Order()) != x.B.Order || tokenHex(xb.Token()) != x.B.Token {
 		t.Fatalf("order %d token %x, want %d %s", xb.Order(), xb.Token(), x.B.Order, x.B.Token)
 	}
-	if _, _, err := xb.ReceiveHandshake(unhex(t, x.MsgAToB)); err != nil {
+	if _, _, err := xb.receiveHandshake(unhex(t, x.MsgAToB)); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range x.ChannelAToB {
-		cp, err := xb.DecryptChannel(unhex(t, c.Packet))
+		cp, err := xb.decryptChannel(unhex(t, c.Packet))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,22 +163,22 @@ func TestInteropJSHandshakeAndChannels(t *testing.T) {
 	if int(xa.Order()) != x.A.Order {
 		t.Fatalf("a order %d", xa.Order())
 	}
-	if _, _, err := xa.ReceiveHandshake(unhex(t, x.MsgBToA)); err != nil {
+	if _, _, err := xa.receiveHandshake(unhex(t, x.MsgBToA)); err != nil {
 		t.Fatal(err)
 	}
-	cp, err := xa.DecryptChannel(unhex(t, x.ChannelBToA.Packet))
+	cp, err := xa.decryptChannel(unhex(t, x.ChannelBToA.Packet))
 	if err != nil || !sameJSON(t, cp, x.ChannelBToA.JSON) {
 		t.Fatalf("b->a channel: %v %v", cp, err)
 	}
 	// And what Go's B sends, Go's A (standing in for js A, same keys) reads.
-	out, err := xb.EncryptChannel(&ChannelPacket{C: 2, Type: "reply", Seq: 1, Body: []byte("go")})
+	out, err := xb.encryptChannel(&ChannelPacket{C: 2, Type: "reply", Seq: 1, Body: []byte("go")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(out[2:18], unhex(t, x.ChannelBToA.Packet)[2:18]) {
 		t.Fatal("go uses another token than telehash-js")
 	}
-	if cp, err := xa.DecryptChannel(out); err != nil || string(cp.Body) != "go" {
+	if cp, err := xa.decryptChannel(out); err != nil || string(cp.Body) != "go" {
 		t.Fatalf("go b->a: %v", err)
 	}
 }

@@ -90,7 +90,7 @@ func TestLiveTelehashJS(t *testing.T) {
 		if err != nil {
 			t.Fatalf("read (echoed=%v): %v", echoed, err)
 		}
-		pkt, rounds, err := Uncloak(buf[:n])
+		pkt, rounds, err := uncloak(buf[:n])
 		if err != nil || rounds == 0 {
 			t.Fatalf("uncloak: %d rounds, %v", rounds, err)
 		}
@@ -99,7 +99,7 @@ func TestLiveTelehashJS(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(p.Head) == 1 {
-			h, res, err := x.ReceiveHandshake(pkt)
+			h, res, err := x.receiveHandshake(pkt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,11 +112,11 @@ func TestLiveTelehashJS(t *testing.T) {
 			}
 			if cid == 0 {
 				cid, _ = x.NextChannelID()
-				send(x.EncryptChannel(&ChannelPacket{C: cid, Type: "echo", Seq: 1, Body: []byte("ping")}))
+				send(x.encryptChannel(&ChannelPacket{C: cid, Type: "echo", Seq: 1, Body: []byte("ping")}))
 			}
 			continue
 		}
-		cp, err := x.DecryptChannel(pkt)
+		cp, err := x.decryptChannel(pkt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +129,7 @@ func TestLiveTelehashJS(t *testing.T) {
 		}
 		if string(cp.Body) == "ping" {
 			echoed = true
-			send(x.EncryptChannel(&ChannelPacket{C: cid, Seq: 2, Ack: cp.Seq, End: true}))
+			send(x.encryptChannel(&ChannelPacket{C: cid, Seq: 2, Ack: cp.Seq, End: true}))
 		}
 		if cp.End {
 			ended = true

@@ -90,7 +90,7 @@ func (p *lossyProxy) run() {
 
 // isChannelDatagram reports whether a datagram is a channel packet.
 func isChannelDatagram(b []byte) bool {
-	pkt, _, err := Uncloak(b)
+	pkt, _, err := uncloak(b)
 	return err == nil && len(pkt) >= 2 && pkt[0] == 0 && pkt[1] == 0
 }
 

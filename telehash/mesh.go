@@ -73,6 +73,10 @@ type MeshOptions struct {
 	// LinkTimeout marks a link down when nothing was received from the
 	// peer for that long (default 2.5 x Keepalive).
 	LinkTimeout time.Duration
+	// IdleTimeout is how long a link is still kept alive after its last
+	// use (its last channel closed, or Keep released); after it the link
+	// is let go: no keepalives, no re-linking (default 2 x Keepalive).
+	IdleTimeout time.Duration
 	// HandshakeTimeout is how long Link resends handshakes (at 1, 3, 7
 	// and 15 s) before giving up (default 30 s, spec: e3x/handshake.md).
 	HandshakeTimeout time.Duration
@@ -104,6 +108,9 @@ func (o *MeshOptions) setDefaults() {
 	}
 	if o.LinkTimeout <= 0 {
 		o.LinkTimeout = o.Keepalive * 5 / 2
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 2 * o.Keepalive
 	}
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = 30 * time.Second

@@ -12,10 +12,6 @@ import (
 // unreliable channel; more are dropped.
 const maxUnreliableQueue = 256
 
-// maxClosedRemote is how many recently closed remote channel ids a peer
-// remembers, so a late retransmitted open does not reopen them.
-const maxClosedRemote = 64
-
 // Channel is one channel with a peer (spec: e3x/channels.md), unreliable
 // or reliable (e3x/reliable.md). Content is sent with Send and received
 // in order with Receive; Stream adapts a reliable channel to an
@@ -149,7 +145,7 @@ func (p *peer) receiveChannel(ip *innerPkt) {
 	}
 	h := p.m.handler(ip.typ)
 	p.mu.Lock()
-	if p.chans[ip.c] != nil || p.closedRemoteLocked(ip.c) {
+	if p.chans[ip.c] != nil || !p.remoteIDs.fresh(ip.c) {
 		p.mu.Unlock()
 		p.m.stats.dropChannel.Add(1)
 		return
@@ -163,6 +159,7 @@ func (p *peer) receiveChannel(ip *innerPkt) {
 	default:
 		c = newChannel(p, ip.c, ip.typ, ip.seq == 1, false, ip.channelPacket())
 		p.chans[ip.c] = c
+		p.remoteIDs.accept(ip.c)
 	}
 	p.mu.Unlock()
 	if bounce != "" {
@@ -173,16 +170,6 @@ func (p *peer) receiveChannel(ip *innerPkt) {
 	p.m.stats.channelsAccepted.Add(1)
 	c.accept(ip)
 	go h(c)
-}
-
-// closedRemoteLocked reports whether remote channel id was closed lately.
-func (p *peer) closedRemoteLocked(id uint32) bool {
-	for _, c := range p.closedRemote {
-		if c == id {
-			return true
-		}
-	}
-	return false
 }
 
 // sendInner encrypts and sends one inner packet to the peer's path.
@@ -444,17 +431,11 @@ func (c *Channel) finish() {
 	})
 }
 
-// forgetChannel removes c from the peer, remembering remote ids.
+// forgetChannel removes c from the peer; its id stays used (remoteIDs).
 func (p *peer) forgetChannel(c *Channel) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.chans[c.id] == c {
 		delete(p.chans, c.id)
-	}
-	if !c.out {
-		if len(p.closedRemote) >= maxClosedRemote {
-			p.closedRemote = p.closedRemote[1:]
-		}
-		p.closedRemote = append(p.closedRemote, c.id)
 	}
 }

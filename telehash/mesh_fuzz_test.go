@@ -21,6 +21,12 @@ func FuzzMeshReceive(f *testing.F) {
 	bo.Allow = allowAll
 	b := newTestMesh(f, "fuzz-b", bo)
 	linkMeshes(f, a, b)
+	// The link is idle but for the fuzzed packets: keep it, or it is let go.
+	release, err := a.Keep(b.Hashname())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(release)
 	b.Handle("f", func(c *Channel) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 		defer cancel()

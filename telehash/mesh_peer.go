@@ -29,16 +29,26 @@ type peer struct {
 	up      bool
 	upWake  chan struct{} // closed and replaced when the link comes up
 	lastKA  time.Time     // last keepalive or re-link handshake
+	lastUse time.Time     // last time the link was in use (see inUseLocked)
+	kept    int           // Keep holds
 	downAt  time.Time
 	chans   map[uint32]*Channel
 	removed bool
-	// closedRemote lists recently closed remote channel ids.
-	closedRemote []uint32
+	// remoteIDs are the channel ids the peer opened in this session.
+	remoteIDs idWindow
 }
 
 func newPeer(m *Mesh, hn Hashname, x *Exchange) *peer {
-	return &peer{m: m, hn: hn, x: x, upWake: make(chan struct{}), chans: make(map[uint32]*Channel)}
+	now := time.Now()
+	// downAt: a new peer is down since now, not since year 1, or tick
+	// could remove it before its first handshake brings it up.
+	return &peer{m: m, hn: hn, x: x, upWake: make(chan struct{}), chans: make(map[uint32]*Channel),
+		lastUse: now, downAt: now}
 }
+
+// inUseLocked reports whether the link is in use: channels are open, or
+// the owner keeps it (Mesh.Keep).
+func (p *peer) inUseLocked() bool { return len(p.chans) > 0 || p.kept > 0 }
 
 func (p *peer) isLinked() bool {
 	p.mu.Lock()
@@ -96,7 +106,7 @@ func (p *peer) handshake(h *Handshake, from netip.AddrPort) {
 	if res.NewSession {
 		p.failChannels(ErrSessionReset)
 		p.mu.Lock()
-		p.closedRemote = nil // channel ids restart with a session
+		p.remoteIDs = idWindow{} // channel ids restart with a session
 		p.mu.Unlock()
 	}
 	if !res.InSync {
@@ -121,6 +131,7 @@ func (p *peer) setUp() {
 	}
 	p.up = true
 	p.lastKA = time.Now()
+	p.lastUse = p.lastKA
 	close(p.upWake)
 	p.upWake = make(chan struct{})
 	p.mu.Unlock()
@@ -141,20 +152,29 @@ func (p *peer) failChannels(err error) {
 	}
 }
 
-// tick runs the keepalive and link-down logic.
+// tick runs the keepalive and link-down logic. Only a link in use is
+// kept alive, plus IdleTimeout after its last use (the next channel
+// often follows soon); only a kept link is re-linked while down. An idle
+// link is let go: without keepalives it goes down after LinkTimeout
+// unless the peer keeps it up, and is re-linked on demand by the next
+// OpenChannel.
 func (p *peer) tick(now time.Time) {
 	o := &p.m.opts
 	last := time.Unix(0, p.lastRecv.Load())
 	var down, keepalive, remove bool
 	p.mu.Lock()
+	if p.inUseLocked() {
+		p.lastUse = now
+	}
+	idle := now.Sub(p.lastUse) >= o.IdleTimeout
 	switch {
 	case p.up && now.Sub(last) > o.LinkTimeout:
 		p.up, down, p.downAt = false, true, now
-	case p.up && now.Sub(p.lastKA) >= o.Keepalive:
+	case p.up && !idle && now.Sub(p.lastKA) >= o.Keepalive:
 		keepalive, p.lastKA = true, now
-	case !p.up && p.linked && now.Sub(p.lastKA) >= o.Keepalive:
+	case !p.up && p.kept > 0 && now.Sub(p.lastKA) >= o.Keepalive:
 		keepalive, p.lastKA = true, now // try to re-link
-	case !p.up && !p.linked && len(p.chans) == 0 && now.Sub(p.downAt) > 2*o.LinkTimeout:
+	case !p.up && !p.linked && p.kept == 0 && len(p.chans) == 0 && now.Sub(p.downAt) > 2*o.LinkTimeout:
 		remove, p.removed = !p.removed, true
 	}
 	addrs := p.targetsLocked()
@@ -201,8 +221,9 @@ func (p *peer) targetsLocked() []netip.AddrPort {
 // Link links to a peer: it sends handshakes to its paths (resent at 1, 3,
 // 7 and 15 s) until the peer answers, the HandshakeTimeout passes or ctx
 // ends, and returns the peer's hashname. A linked peer is always
-// answered, kept alive, and re-linked after it goes down. Returns at once
-// when the link is already up.
+// answered; it is kept alive while the link is in use (open channels, or
+// Keep), and let go when idle. Returns at once when the link is already
+// up.
 func (m *Mesh) Link(ctx context.Context, info LinkInfo) (Hashname, error) {
 	hn, err := HashnameFromBase32Keys(info.Keys)
 	if err != nil {
@@ -283,6 +304,30 @@ func (p *peer) link(ctx context.Context) error {
 			t.Reset(next - time.Since(start))
 		}
 	}
+}
+
+// Keep holds the link to a known peer (linked, or that linked to us) in
+// use until release is called, as an open channel does: it gets
+// keepalives while up and is re-linked while down. A watched peer is
+// kept, for instance; a peer dialed for one fetch is not, and its link
+// is let go once idle. release may be called more than once.
+func (m *Mesh) Keep(peer Hashname) (release func(), err error) {
+	p := m.lookup(peer)
+	if p == nil {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownPeer, peer)
+	}
+	p.mu.Lock()
+	p.kept++
+	p.lastUse = time.Now()
+	p.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			p.kept--
+			p.mu.Unlock()
+		})
+	}, nil
 }
 
 // Unlink forgets a peer: its channels fail with ErrLinkDown, it is no

@@ -23,7 +23,7 @@ func barePeer(t testing.TB, window int) *peer {
 	opts := MeshOptions{Window: window, ChannelTimeout: time.Hour}
 	opts.setDefaults()
 	m := &Mesh{opts: opts, log: opts.Logger}
-	kb := mustIdentity(t, "bare-b").Keypair3a()
+	kb := mustIdentity(t, "bare-b").keypair3a()
 	x, err := NewExchange(nil, mustIdentity(t, "bare-a"), kb.Public[:])
 	if err != nil {
 		t.Fatal(err)

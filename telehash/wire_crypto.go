@@ -75,8 +75,8 @@ func cloakXOR(nonce, b []byte) error {
 
 // uncloakInPlace removes up to MaxCloakRounds cloaking rounds from b,
 // overwriting it (and cloakSpare bytes of b's spare capacity, if any), and
-// returns the packet (a suffix of b). Uncloaked input
-// (first byte 0) is returned as is. It accepts what Uncloak accepts, with
+// returns the packet (a suffix of b). Uncloaked input (first byte 0) is
+// returned as is. It accepts what the tests' plain uncloak accepts, with
 // the round limit (FuzzUncloakInPlace checks this).
 func uncloakInPlace(b []byte) ([]byte, error) {
 	if len(b) < 2 {

@@ -167,7 +167,7 @@ func FuzzUncloakInPlace(f *testing.F) {
 		if len(b) > maxReadDatagram {
 			return
 		}
-		want, rounds, werr := Uncloak(b)
+		want, rounds, werr := uncloak(b)
 		for _, spare := range []int{0, cloakSpare} {
 			buf := make([]byte, len(b), len(b)+spare)
 			copy(buf, b)
@@ -199,7 +199,7 @@ func TestSealChannelDatagram(t *testing.T) {
 		if len(d) != len(inner)+channelOverhead {
 			t.Fatalf("datagram %d bytes for %d inner", len(d), len(inner))
 		}
-		pkt, rounds, err := Uncloak(d)
+		pkt, rounds, err := uncloak(d)
 		if err != nil || rounds != 1 {
 			t.Fatalf("uncloak: %d %v", rounds, err)
 		}
@@ -222,7 +222,7 @@ func TestSealChannelDatagram(t *testing.T) {
 func pairExchanges(t testing.TB) (*Exchange, *Exchange) {
 	t.Helper()
 	ida, idb := mustIdentity(t, "pair-a"), mustIdentity(t, "pair-b")
-	ka, kb := ida.Keypair3a(), idb.Keypair3a()
+	ka, kb := ida.keypair3a(), idb.keypair3a()
 	a, err := NewExchange(newDetRand("xa"), ida, kb.Public[:])
 	if err != nil {
 		t.Fatal(err)
@@ -232,11 +232,11 @@ func pairExchanges(t testing.TB) (*Exchange, *Exchange) {
 		t.Fatal(err)
 	}
 	ha, _ := a.Handshake()
-	if _, _, err := b.ReceiveHandshake(ha); err != nil {
+	if _, _, err := b.receiveHandshake(ha); err != nil {
 		t.Fatal(err)
 	}
 	hb, _ := b.Handshake()
-	if _, _, err := a.ReceiveHandshake(hb); err != nil {
+	if _, _, err := a.receiveHandshake(hb); err != nil {
 		t.Fatal(err)
 	}
 	return a, b

@@ -16,9 +16,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
 	"sort"
-	"strings"
+
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitexec"
 )
 
 // Refs maps full ref names (refs/heads/main) to object names.
@@ -76,12 +76,9 @@ func (r Refs) Clone() Refs {
 // with `git for-each-ref`, which reads loose refs, packed-refs and reftable
 // alike.
 func Snapshot(ctx context.Context, gitDir string) (Refs, error) {
-	cmd := exec.CommandContext(ctx, "git", "--git-dir="+gitDir, "for-each-ref", "--format=%(objectname) %(refname)")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := gitexec.Output(ctx, "", nil, "--git-dir="+gitDir, "for-each-ref", "--format=%(objectname) %(refname)")
 	if err != nil {
-		return nil, fmt.Errorf("git for-each-ref in %s: %w: %s", gitDir, err, strings.TrimSpace(stderr.String()))
+		return nil, err
 	}
 	return ParseRefs(out)
 }

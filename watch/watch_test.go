@@ -245,35 +245,6 @@ func TestSharedHubAndUnsubscribe(t *testing.T) {
 	}
 }
 
-func TestFindGitDir(t *testing.T) {
-	dir := t.TempDir()
-	git(t, dir, "init", "-q", "work")
-	git(t, dir, "init", "-q", "--bare", "bare.git")
-	git(t, dir, "-C", "work", "commit", "-q", "--allow-empty", "-m", "x")
-	git(t, dir, "-C", "work", "worktree", "add", "-q", "-b", "other", "../linked")
-	t.Setenv("HOME", dir)
-	for in, want := range map[string]string{
-		dir + "/work":         dir + "/work/.git",
-		dir + "/work/.git":    dir + "/work/.git",
-		dir + "/bare":         dir + "/bare.git",
-		dir + "/bare.git":     dir + "/bare.git",
-		"~/bare.git":          dir + "/bare.git",
-		dir + "/linked":       dir + "/work/.git",
-		dir + "/work/../bare": dir + "/bare.git",
-	} {
-		got, err := FindGitDir(in)
-		if err != nil || got != want {
-			t.Errorf("FindGitDir(%s) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	if _, err := FindGitDir(dir + "/nothing"); !errors.Is(err, ErrNoRepository) {
-		t.Errorf("missing repository: %v", err)
-	}
-	if _, err := FindGitDir(dir); !errors.Is(err, ErrNoRepository) {
-		t.Errorf("plain directory: %v", err)
-	}
-}
-
 func TestParseRefs(t *testing.T) {
 	if _, err := ParseRefs([]byte("abc refs/heads/x\n")); err == nil {
 		t.Error("short sha accepted")
@@ -332,5 +303,20 @@ func TestSameRepositoryTwoSpellings(t *testing.T) {
 		if u.Refs["refs/heads/seen"] != c {
 			t.Fatalf("watcher %d: %+v", i, u)
 		}
+	}
+}
+
+// Watch returns nil when its context ends, even before the first
+// listing finished.
+func TestWatchCancelledBeforeFirstListing(t *testing.T) {
+	gitDir, _ := newRepo(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	called := false
+	if err := Watch(ctx, gitDir, Options{}, func(Update) error { called = true; return nil }); err != nil {
+		t.Errorf("Watch with its context ended: %v", err)
+	}
+	if called {
+		t.Error("fn called after the context ended")
 	}
 }

@@ -94,6 +94,9 @@ func Watch(ctx context.Context, gitDir string, opts Options, fn func(Update) err
 	// is either in it or triggers an event.
 	refs, err := snapshot(ctx, gitDir)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	if err := fn(Update{First: true, Refs: refs}); err != nil {

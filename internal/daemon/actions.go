@@ -6,18 +6,41 @@ import (
 	"strings"
 
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitexec"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitrepo"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
 )
 
 // fetch runs `git fetch <remote>`, with --prune when the remote deleted
 // refs (only remote-tracking refs are pruned, never local branches).
+//
+// A git killed in the middle of a fetch (with the daemon, by kill -9)
+// leaves its ref locks behind, and every later fetch fails on them
+// ("cannot lock ref"). So when a fetch fails while locks of this remote's
+// tracking refs exist, those that stay unchanged for staleLockAge are
+// removed and the fetch runs once more.
 func (d *Daemon) fetch(ctx context.Context, remote string, prune bool, env []string) error {
 	args := []string{"fetch", "--quiet"}
 	if prune {
 		args = append(args, "--prune")
 	}
-	_, err := gitOutputEnv(ctx, d.repo.Dir, env, append(args, remote)...)
+	args = append(args, remote)
+	_, err := gitexec.Output(ctx, d.repo.Dir, env, args...)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	if removed := clearStaleLocks(ctx, d.repo.CommonDir, remote); len(removed) > 0 {
+		d.log.Info("removed stale ref locks; fetching again", "remote", remote, "locks", removed)
+		_, err = gitexec.Output(ctx, d.repo.Dir, env, args...)
+	}
 	return err
+}
+
+// gitOutput runs git in dir and returns its stdout; the error carries
+// the end of git's stderr.
+func gitOutput(ctx context.Context, dir string, args ...string) (string, error) {
+	out, err := gitexec.Output(ctx, dir, nil, args...)
+	return string(out), err
 }
 
 // pullResult says what a pull did to one branch.
@@ -40,7 +63,7 @@ func (d *Daemon) pull(ctx context.Context, r gitcfg.Remote, cfg *gitcfg.Config) 
 	if err != nil {
 		return nil, err
 	}
-	specs := parseRefspecs(cfg.GetAll("remote." + r.Name + ".fetch"))
+	specs := gitrepo.ParseRefspecs(cfg.GetAll("remote." + r.Name + ".fetch"))
 	var results []pullResult
 	var errs []string
 	for ref, sha := range local {
@@ -52,7 +75,7 @@ func (d *Daemon) pull(ctx context.Context, r gitcfg.Remote, cfg *gitcfg.Config) 
 			continue
 		}
 		merge, _ := cfg.Get("branch." + branch + ".merge")
-		tracking, ok := mapRef(specs, merge)
+		tracking, ok := specs.Map(merge)
 		if !ok || local[tracking] == "" || local[tracking] == sha {
 			continue
 		}
@@ -115,9 +138,9 @@ func (d *Daemon) push(ctx context.Context, remote string, cfg *gitcfg.Config, en
 	if !hasPush && !mirror {
 		args = append(args, "refs/heads/*:refs/heads/*")
 	}
-	out, err := gitOutputEnv(ctx, d.repo.Dir, env, args...)
+	out, err := gitexec.Output(ctx, d.repo.Dir, env, args...)
 	if err != nil {
-		if rejected := rejectedRefs(out); rejected != "" {
+		if rejected := rejectedRefs(string(out)); rejected != "" {
 			return fmt.Errorf("rejected: %s", rejected)
 		}
 		return err

@@ -7,8 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitrepo"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
 )
 
@@ -81,69 +81,19 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// refspec is one fetch refspec, e.g. +refs/heads/*:refs/remotes/origin/*.
-type refspec struct {
-	src, dst string
-	negative bool
-}
+// parseRefspecs and mapRef are gitrepo's, under the names runner.go
+// knows them by.
+func parseRefspecs(specs []string) gitrepo.Refspecs { return gitrepo.ParseRefspecs(specs) }
 
-func parseRefspecs(specs []string) []refspec {
-	var out []refspec
-	for _, s := range specs {
-		s = strings.TrimPrefix(s, "+")
-		if neg, ok := strings.CutPrefix(s, "^"); ok {
-			out = append(out, refspec{src: neg, negative: true})
-			continue
-		}
-		src, dst, _ := strings.Cut(s, ":")
-		if src == "" || dst == "" {
-			continue
-		}
-		out = append(out, refspec{src: src, dst: dst})
-	}
-	return out
-}
-
-// match maps a remote ref through one refspec.
-func (s refspec) match(ref string) (string, bool) {
-	pre, post, glob := strings.Cut(s.src, "*")
-	if !glob {
-		return s.dst, ref == s.src
-	}
-	if !strings.HasPrefix(ref, pre) || !strings.HasSuffix(ref, post) || len(ref) < len(pre)+len(post) {
-		return "", false
-	}
-	star := ref[len(pre) : len(ref)-len(post)]
-	return strings.Replace(s.dst, "*", star, 1), true
-}
-
-// mapRef maps a remote ref to the local ref the refspecs fetch it into.
-func mapRef(specs []refspec, ref string) (string, bool) {
-	for _, s := range specs {
-		if s.negative {
-			if _, ok := (refspec{src: s.src, dst: "x"}).match(ref); ok {
-				return "", false
-			}
-		}
-	}
-	for _, s := range specs {
-		if s.negative {
-			continue
-		}
-		if l, ok := s.match(ref); ok {
-			return l, true
-		}
-	}
-	return "", false
-}
+func mapRef(specs gitrepo.Refspecs, ref string) (string, bool) { return specs.Map(ref) }
 
 // deriveKnown guesses which of the remote's refs the local repository is
 // already up to date with: those whose tracking ref (through the fetch
 // refspecs), or same-named local ref (tags), has the same object.
-func deriveKnown(remote, local watch.Refs, specs []refspec) watch.Refs {
+func deriveKnown(remote, local watch.Refs, specs gitrepo.Refspecs) watch.Refs {
 	known := watch.Refs{}
 	for ref, sha := range remote {
-		if l, ok := mapRef(specs, ref); ok && local[l] == sha {
+		if l, ok := specs.Map(ref); ok && local[l] == sha {
 			known[ref] = sha
 		} else if local[ref] == sha {
 			known[ref] = sha

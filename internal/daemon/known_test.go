@@ -7,23 +7,6 @@ import (
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
 )
 
-func TestMapRef(t *testing.T) {
-	specs := parseRefspecs([]string{"+refs/heads/*:refs/remotes/origin/*", "^refs/heads/tmp/*",
-		"refs/notes/commits:refs/notes/origin", "refs/heads/x*y:refs/remotes/o/xy*", "bogus", ":refs/x"})
-	for ref, want := range map[string]string{
-		"refs/heads/main":    "refs/remotes/origin/main",
-		"refs/heads/a/b/c":   "refs/remotes/origin/a/b/c",
-		"refs/heads/tmp/foo": "",
-		"refs/notes/commits": "refs/notes/origin",
-		"refs/tags/v1":       "",
-	} {
-		got, ok := mapRef(specs, ref)
-		if ok != (want != "") || got != want {
-			t.Errorf("mapRef(%s) = %q, %v; want %q", ref, got, ok, want)
-		}
-	}
-}
-
 func TestDeriveKnown(t *testing.T) {
 	a, b := "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 	remote := watch.Refs{"refs/heads/main": a, "refs/heads/dev": b, "refs/tags/v1": a, "refs/tags/v2": b}

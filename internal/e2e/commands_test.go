@@ -1,17 +1,13 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"io"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -26,34 +22,13 @@ const waitLimit = 20 * time.Second
 
 func commands() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
-		"daemon":  cmdDaemon,
-		"waitref": cmdWaitRef,
-		"signal":  cmdSignal,
-		"sshd":    sshtest.Cmd,
-		"udpport": cmdUDPPort,
+		"daemon":    cmdDaemon,
+		"logtotals": cmdLogTotals,
+		"waitref":   cmdWaitRef,
+		"signal":    cmdSignal,
+		"sshd":      sshtest.Cmd,
+		"udpport":   cmdUDPPort,
 	}
-}
-
-// fg is a foreground daemon that a script talks to.
-type fg struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	done   chan struct{}
-	err    error
-	stderr *bytes.Buffer
-
-	mu     sync.Mutex
-	lines  []string
-	cursor int
-	more   chan struct{}
-}
-
-// daemons holds the running daemons by script and name.
-var daemons sync.Map // daemonKey -> *fg
-
-type daemonKey struct {
-	ts   *testscript.TestScript
-	name string
 }
 
 // env is the environment a script's commands see.
@@ -82,23 +57,38 @@ func env(ts *testscript.TestScript) []string {
 //	daemon procs NAME MAX      1..MAX processes named NAME run below the daemon
 //	daemon close               close stdin; it must exit 0
 //	daemon kill                kill it
+//	daemon totals VERB=N ...   exact line counts so far (see below)
+//
+// totals takes VERB=N or VERB:REMOTE=N for the verbs CONNECTED,
+// DISCONNECTED, CHANGED, STATUS and ERROR (REMOTE * is the daemon
+// itself); N may be a range N..M where a count is legitimately variable,
+// with a comment in the script saying why. A verb not named must have no
+// lines; a verb named only with remotes has lines for those remotes only.
+// After close or kill the daemon's lines stay for totals, count, seen and
+// expect until it is started again; a totals after close first waits for
+// its output to end.
 func cmdDaemon(ts *testscript.TestScript, neg bool, args []string) {
-	key := daemonKey{ts: ts}
+	name := ""
 	if len(args) > 1 && args[0] == "-n" {
-		key.name, args = args[1], args[2:]
+		name, args = args[1], args[2:]
 	}
 	if len(args) == 0 {
-		ts.Fatalf("usage: daemon [-n NAME] start|send|expect|count|close|kill ...")
+		ts.Fatalf("usage: daemon [-n NAME] start|send|expect|count|seen|wait-count|procs|close|kill|totals ...")
 	}
 	if args[0] == "start" {
-		startDaemon(ts, key, args[1:])
+		startDaemon(ts, name, args[1:])
 		return
 	}
-	v, ok := daemons.Load(key)
-	if !ok {
-		ts.Fatalf("daemon %s: no daemon started", args[0])
+	d := daemonsOf(ts).get(name)
+	if d == nil {
+		ts.Fatalf("daemon %s: no daemon %q started", args[0], name)
 	}
-	d := v.(*fg)
+	switch args[0] {
+	case "send", "procs", "close", "kill":
+		if d.hasExited() {
+			ts.Fatalf("daemon %s: daemon %q has exited", args[0], name)
+		}
+	}
 	switch args[0] {
 	case "send":
 		line := strings.Join(args[1:], " ")
@@ -135,17 +125,33 @@ func cmdDaemon(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("bad count: %v", err)
 		}
 		re := regexp.MustCompile("^(?:" + args[2] + ")$")
-		if n := d.countMatching(re); (n == want) == neg {
-			ts.Fatalf("%d lines match %q (want %d); output:\n%s", d.countMatching(re), args[2], want, d.output())
+		if n := d.countMatching(re, !neg); (n == want) == neg {
+			ts.Fatalf("%d lines match %q (want %d); output:\n%s", n, args[2], want, d.output())
 		}
+	case "totals":
+		if neg {
+			ts.Fatalf("daemon totals cannot be negated")
+		}
+		want, err := parseTotals(args[1:])
+		if err != nil {
+			ts.Fatalf("usage: daemon totals VERB=N|VERB:REMOTE=N ...: %v", err)
+		}
+		d.mu.Lock()
+		closed := d.stdinClosed
+		d.mu.Unlock()
+		if closed {
+			// Nothing may arrive after the check.
+			ts.Check(d.waitExit())
+		}
+		lines := d.snapshot()
+		if bad := checkTotals(lines, want); len(bad) > 0 {
+			ts.Fatalf("daemon totals:\n\t%s\nall %d lines:\n%s\nstderr:\n%s", strings.Join(bad, "\n\t"), len(lines), d.output(), tail(d.stderr.String(), 40))
+		}
+		d.markAll(len(lines))
 	case "close":
-		d.stdin.Close()
-		select {
-		case <-d.done:
-		case <-time.After(waitLimit):
-			ts.Fatalf("daemon did not exit within %s after stdin closed", waitLimit)
+		if err := d.closeStdin(); err != nil {
+			ts.Fatalf("%v", err)
 		}
-		daemons.Delete(key)
 		if (d.err == nil) == neg {
 			ts.Fatalf("daemon exit: %v; stderr:\n%s", d.err, tail(d.stderr.String(), 40))
 		}
@@ -158,9 +164,9 @@ func cmdDaemon(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(err)
 		re := regexp.MustCompile("^(?:" + args[2] + ")$")
 		deadline := time.Now().Add(waitLimit)
-		for d.countMatching(re) < want {
+		for d.countMatching(re, true) < want {
 			if time.Now().After(deadline) {
-				ts.Fatalf("%d lines match %q after %s, want %d; output:\n%s", d.countMatching(re), args[2], waitLimit, want, d.output())
+				ts.Fatalf("%d lines match %q after %s, want %d; output:\n%s", d.countMatching(re, false), args[2], waitLimit, want, d.output())
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -180,9 +186,7 @@ func cmdDaemon(ts *testscript.TestScript, neg bool, args []string) {
 		// daemon seen FILE: every object name in FILE is in a CHANGED line
 		data, err := os.ReadFile(ts.MkAbs(args[1]))
 		ts.Check(err)
-		d.mu.Lock()
-		all := strings.Join(d.lines, "\n")
-		d.mu.Unlock()
+		all := strings.Join(d.snapshot(), "\n")
 		for _, sha := range strings.Fields(string(data)) {
 			if !regexp.MustCompile(`(?m)^CHANGED \S+ .*` + sha).MatchString(all) {
 				ts.Fatalf("%s never reported; output:\n%s", sha, d.output())
@@ -190,93 +194,10 @@ func cmdDaemon(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	case "kill":
 		_ = d.cmd.Process.Kill()
-		<-d.done
-		daemons.Delete(key)
+		ts.Check(d.waitExit())
 	default:
 		ts.Fatalf("daemon: unknown verb %q", args[0])
 	}
-}
-
-func startDaemon(ts *testscript.TestScript, key daemonKey, args []string) {
-	if _, ok := daemons.Load(key); ok {
-		ts.Fatalf("daemon already started")
-	}
-	cmd := exec.Command("git-remote-daemon", append([]string{"--foreground"}, args...)...)
-	cmd.Dir = ts.MkAbs(".")
-	cmd.Env = env(ts)
-	d := &fg{cmd: cmd, done: make(chan struct{}), stderr: &bytes.Buffer{}, more: make(chan struct{}, 1)}
-	cmd.Stderr = &lockedWriter{w: d.stderr}
-	var err error
-	if d.stdin, err = cmd.StdinPipe(); err != nil {
-		ts.Fatalf("%v", err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		ts.Fatalf("%v", err)
-	}
-	if err := cmd.Start(); err != nil {
-		ts.Fatalf("start daemon: %v", err)
-	}
-	lines := make(chan struct{})
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			d.mu.Lock()
-			d.lines = append(d.lines, sc.Text())
-			d.mu.Unlock()
-			select {
-			case d.more <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	go func() {
-		<-lines
-		d.err = cmd.Wait()
-		close(d.done)
-	}()
-	daemons.Store(key, d)
-	dir := cmd.Dir
-	ts.Defer(func() {
-		if v, ok := daemons.LoadAndDelete(key); ok {
-			_ = v.(*fg).cmd.Process.Kill()
-			<-v.(*fg).done
-		}
-		if f, err := os.OpenFile(filepath.Join(dir, "daemon.stderr"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err == nil {
-			_, _ = f.WriteString(d.stderr.String())
-			f.Close()
-		}
-	})
-}
-
-// await waits up to limit for a line matching re after the cursor.
-func (d *fg) await(re *regexp.Regexp, limit time.Duration) (string, bool) {
-	deadline := time.After(limit)
-	for {
-		if line, ok := d.scan(re); ok {
-			return line, true
-		}
-		select {
-		case <-d.more:
-		case <-d.done: // every line has been read
-			return d.scan(re)
-		case <-deadline:
-			return "", false
-		}
-	}
-}
-
-func (d *fg) countMatching(re *regexp.Regexp) int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n := 0
-	for _, l := range d.lines {
-		if re.MatchString(l) {
-			n++
-		}
-	}
-	return n
 }
 
 // countDescendants counts the processes named name below pid.
@@ -319,44 +240,6 @@ func countDescendants(pid int, name string) int {
 		}
 	}
 	return n
-}
-
-// scan looks for a line matching re after the cursor and moves past it.
-func (d *fg) scan(re *regexp.Regexp) (string, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for i := d.cursor; i < len(d.lines); i++ {
-		if re.MatchString(d.lines[i]) {
-			d.cursor = i + 1
-			return d.lines[i], true
-		}
-	}
-	return "", false
-}
-
-func (d *fg) output() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var b strings.Builder
-	for i, l := range d.lines {
-		mark := "  "
-		if i < d.cursor {
-			mark = "✓ "
-		}
-		b.WriteString(mark + l + "\n")
-	}
-	return b.String()
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func tail(s string, n int) string {

@@ -55,6 +55,7 @@ func setup(env *testscript.Env) error {
 		return err
 	}
 	env.Defer(func() { killBackground(home) })
+	trackDaemons(env)
 	// GRD is the daemon's absolute path, for remote.<name>.daemonCommand:
 	// sshd's sessions do not get this test's PATH.
 	grd, err := exec.LookPath("git-remote-daemon")

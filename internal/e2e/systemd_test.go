@@ -61,8 +61,8 @@ func TestSystemdUnit(t *testing.T) {
 	cmd.Dir = strings.ReplaceAll(strings.ReplaceAll(unit["WorkingDirectory"], "%h", home), "%I", "notes/papers")
 	cmd.Env = env
 	cmd.Stdin = nil // /dev/null, as systemd does
-	var stderr strings.Builder
-	cmd.Stderr = &lockedWriter{w: &stderr}
+	stderr := &lockedWriter{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestSystemdUnit(t *testing.T) {
 
 	git(filepath.Join(home, "src"), "commit", "-q", "--allow-empty", "-m", "one")
 	git(filepath.Join(home, "src"), "push", "-q", "../up.git", "main")
-	waitFile(t, filepath.Join(repo, ".git/refs/remotes/origin/main"), exited, &stderr)
+	waitFile(t, filepath.Join(repo, ".git/refs/remotes/origin/main"), exited, stderr)
 
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil { // ExecReload
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestSystemdUnit(t *testing.T) {
 	}
 }
 
-func waitFile(t *testing.T, path string, exited chan error, stderr *strings.Builder) {
+func waitFile(t *testing.T, path string, exited chan error, stderr *lockedWriter) {
 	t.Helper()
 	deadline := time.Now().Add(waitLimit)
 	for time.Now().Before(deadline) {

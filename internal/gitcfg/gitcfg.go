@@ -8,9 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"sort"
 	"strings"
+
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitexec"
 )
 
 // Config is a parsed `git config -z --list`: every key, lowercased in its
@@ -22,13 +23,9 @@ type Config struct {
 
 // Read runs `git config -z --list` in the repository at dir.
 func Read(ctx context.Context, dir string) (*Config, error) {
-	cmd := exec.CommandContext(ctx, "git", "config", "-z", "--list")
-	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := gitexec.Output(ctx, dir, nil, "config", "-z", "--list")
 	if err != nil {
-		return nil, fmt.Errorf("git config --list in %s: %w: %s", dir, err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("in %s: %w", dir, err)
 	}
 	return Parse(out)
 }

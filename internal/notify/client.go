@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,13 @@ const (
 // banner: the far side is not a notify server.
 var ErrNoBanner = errors.New("no notify-changes banner")
 
+// DefaultBannerTimeout is how long NewClient waits for the banner unless
+// its context ends sooner.
+const DefaultBannerTimeout = 30 * time.Second
+
+// ErrBannerTimeout is wrapped when no banner came within the timeout.
+var ErrBannerTimeout = errors.New("no notify-changes banner in time")
+
 // Client speaks the client side of the protocol over a stream (the stdio
 // of an ssh session, a telehash channel...). Any number of watches share
 // it.
@@ -35,25 +43,35 @@ type Client struct {
 
 	mu   sync.Mutex
 	subs map[string]*Sub
+	// gone counts, per id, the watches unwatched whose closing ERROR
+	// line has not arrived yet: lines for the id up to it are about an
+	// old watch, not about a new one under the same id.
+	gone map[string]int
 	err  error
 	done chan struct{}
 }
 
-// Event is what a Sub delivers: the refs once the watch is ready
-// (Changes nil), then after each batch of changes; or Err when the watch
-// ended.
+// Event is what a Sub delivers: the refs once the watch is ready (First),
+// then the refs after changes, with the changes since the event received
+// before; or Err when the watch ended.
 type Event struct {
 	watch.Update
 	Err error
 }
 
-// Sub is one watched repository.
+// Sub is one watched repository. Its events go through a one-slot
+// mailbox: a consumer that does not keep up never holds up the stream
+// (nor the other watches on it); when it reads, it gets the latest refs,
+// with the changes since what it took last merged into one event.
 type Sub struct {
-	id     string
+	id string
+	// events holds at most one refs event, plus room for the final
+	// error. Only the client's reader sends, under Client.mu.
 	events chan Event
 	refs   watch.Refs // being built (before READY) or current
 	ready  bool
-	batch  watch.Refs // refs with the current batch applied
+	put    watch.Refs // the refs of the last event put in the mailbox
+	taken  watch.Refs // the refs of the last event the consumer took
 }
 
 // Events delivers the watch's events; it is closed when the watch or the
@@ -61,34 +79,58 @@ type Sub struct {
 func (s *Sub) Events() <-chan Event { return s.events }
 
 // NewClient reads r up to the banner, skipping noise, and starts reading
-// the stream. Noise is returned with ErrNoBanner to help diagnose.
-func NewClient(r io.Reader, w io.Writer) (*Client, error) {
+// the stream. Noise is returned with ErrNoBanner to help diagnose. It
+// gives up when ctx ends or after DefaultBannerTimeout, whichever comes
+// first; the caller then closes the stream, which ends the read still
+// waiting on r. ctx bounds only the wait for the banner.
+func NewClient(ctx context.Context, r io.Reader, w io.Writer) (*Client, error) {
+	return newClient(ctx, r, w, DefaultBannerTimeout)
+}
+
+func newClient(ctx context.Context, r io.Reader, w io.Writer, timeout time.Duration) (*Client, error) {
 	pr := protocol.NewReader(r)
+	banner := make(chan error, 1)
+	go func() { banner <- readBanner(pr) }()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case err := <-banner:
+		if err != nil {
+			return nil, err
+		}
+	case <-ctx.Done():
+		return nil, fmt.Errorf("notify: waiting for the banner: %w", ctx.Err())
+	case <-t.C:
+		return nil, fmt.Errorf("%w (%s)", ErrBannerTimeout, timeout)
+	}
+	c := &Client{w: w, subs: map[string]*Sub{}, gone: map[string]int{}, done: make(chan struct{})}
+	c.touch()
+	go c.read(pr)
+	return c, nil
+}
+
+func readBanner(pr *protocol.Reader) error {
 	var noise []string
 	size := 0
 	for {
 		line, err := pr.ReadLine()
 		if err != nil && !errors.Is(err, protocol.ErrLineTooLong) {
-			return nil, fmt.Errorf("%w before the stream ended (%v); it said: %q", ErrNoBanner, err, strings.Join(noise, " | "))
+			return fmt.Errorf("%w before the stream ended (%v); it said: %q", ErrNoBanner, err, strings.Join(noise, " | "))
 		}
 		if v, ok := ParseBanner(line); ok {
 			if v != Version {
-				return nil, fmt.Errorf("notify-changes speaks version %d, this daemon %d", v, Version)
+				return fmt.Errorf("notify-changes speaks version %d, this daemon %d", v, Version)
 			}
-			break
+			return nil
 		}
 		size += len(line)
 		if noise = append(noise, line); len(noise) > MaxNoiseLines || size > MaxNoiseBytes {
-			return nil, fmt.Errorf("%w within %d lines", ErrNoBanner, MaxNoiseLines)
+			return fmt.Errorf("%w within %d lines", ErrNoBanner, MaxNoiseLines)
 		}
 		if len(noise) > 5 {
 			noise = noise[1:]
 		}
 	}
-	c := &Client{w: w, subs: map[string]*Sub{}, done: make(chan struct{})}
-	c.touch()
-	go c.read(pr)
-	return c, nil
 }
 
 func (c *Client) touch() { c.lastRecv.Store(time.Now().UnixNano()) }
@@ -126,7 +168,7 @@ func (c *Client) Watch(id, path string) (*Sub, error) {
 	if path == "" || strings.ContainsAny(path, "\r\n\x00") {
 		return nil, fmt.Errorf("notify: bad path %q", path)
 	}
-	s := &Sub{id: id, events: make(chan Event, 16), refs: watch.Refs{}}
+	s := &Sub{id: id, events: make(chan Event, 2), refs: watch.Refs{}}
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
@@ -139,13 +181,20 @@ func (c *Client) Watch(id, path string) (*Sub, error) {
 	c.subs[id] = s
 	c.mu.Unlock()
 	if err := c.send(Msg{Kind: Watch, ID: id, Path: path}); err != nil {
-		c.drop(id)
+		c.mu.Lock()
+		if c.subs[id] == s { // not ended by the reader meanwhile
+			delete(c.subs, id)
+			close(s.events)
+		}
+		c.mu.Unlock()
 		return nil, err
 	}
 	return s, nil
 }
 
-// Unwatch stops a watch; its Events channel is closed.
+// Unwatch stops a watch; its Events channel is closed. The id may be
+// watched again at once: lines still arriving about the old watch are
+// told apart by the server's "ERROR <id>" line that ends it.
 func (c *Client) Unwatch(id string) {
 	if c.drop(id) {
 		_ = c.send(Msg{Kind: Unwatch, ID: id})
@@ -159,6 +208,7 @@ func (c *Client) drop(id string) bool {
 	if ok {
 		delete(c.subs, id)
 		close(s.events)
+		c.gone[id]++
 	}
 	return ok
 }
@@ -214,8 +264,19 @@ func (c *Client) dispatch(m Msg) error {
 		return fmt.Errorf("notify: %s for no watch", m.Kind)
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := c.gone[m.ID]; n > 0 {
+		// About a watch we unwatched; its ERROR line is its last.
+		if m.Kind == Error {
+			if n == 1 {
+				delete(c.gone, m.ID)
+			} else {
+				c.gone[m.ID] = n - 1
+			}
+		}
+		return nil
+	}
 	s, ok := c.subs[m.ID]
-	c.mu.Unlock()
 	if !ok {
 		return nil // unwatched meanwhile
 	}
@@ -229,53 +290,48 @@ func (c *Client) dispatch(m Msg) error {
 		if s.ready {
 			return fmt.Errorf("notify: second READY for %s", m.ID)
 		}
-		s.ready, s.batch = true, s.refs.Clone()
-		c.deliver(s, Event{Update: watch.Update{First: true, Refs: s.refs.Clone()}})
+		s.ready = true
+		c.deliver(s, true)
 	case Change, Delete:
 		if !s.ready {
 			return fmt.Errorf("notify: %s for %s before READY", m.Kind, m.ID)
 		}
 		if m.Kind == Change {
-			s.batch[m.Ref] = m.SHA
+			s.refs[m.Ref] = m.SHA
 		} else {
-			delete(s.batch, m.Ref)
+			delete(s.refs, m.Ref)
 		}
 	case End:
 		if !s.ready {
 			return fmt.Errorf("notify: END for %s before READY", m.ID)
 		}
-		changes := watch.Diff(s.refs, s.batch)
-		s.refs, s.batch = s.batch, s.batch.Clone()
-		if len(changes) > 0 {
-			c.deliver(s, Event{Update: watch.Update{Refs: s.refs.Clone(), Changes: changes}})
-		}
+		c.deliver(s, false)
 	case Error:
-		c.mu.Lock()
-		if _, still := c.subs[m.ID]; still {
-			delete(c.subs, m.ID)
-			s.events <- Event{Err: errors.New(m.Text)}
-			close(s.events)
-		}
-		c.mu.Unlock()
+		delete(c.subs, m.ID)
+		s.events <- Event{Err: errors.New(m.Text)} // room is left: see deliver
+		close(s.events)
 	}
 	return nil
 }
 
-// deliver hands an event to the Sub's consumer, waiting while its buffer
-// is full; one slot is always kept free for the final error.
-func (c *Client) deliver(s *Sub, e Event) {
-	for {
-		c.mu.Lock()
-		if _, ok := c.subs[s.id]; !ok {
-			c.mu.Unlock()
-			return
-		}
-		if len(s.events) < cap(s.events)-1 {
-			s.events <- e
-			c.mu.Unlock()
-			return
-		}
-		c.mu.Unlock()
-		time.Sleep(time.Millisecond)
+// deliver puts the current refs in s's mailbox, with the changes since
+// what the consumer took last: an event it has not taken yet is replaced
+// by one merging both. It never waits, and keeps the mailbox's second
+// slot free for the final error. c.mu is held.
+func (c *Client) deliver(s *Sub, first bool) {
+	select {
+	case old := <-s.events: // not taken: merge into the new one
+		first = first || old.First
+	default: // the consumer took what was put, if anything
+		s.taken = s.put
 	}
+	e := Event{Update: watch.Update{First: first, Refs: s.refs.Clone()}}
+	if !first {
+		if e.Changes = watch.Diff(s.taken, s.refs); len(e.Changes) == 0 {
+			s.put = s.taken // nothing new since the consumer last took
+			return
+		}
+	}
+	s.put = s.refs.Clone()
+	s.events <- e
 }

@@ -18,7 +18,20 @@
 //	                              END <id>                  (...ends here)
 //	                              ERROR <id> <text>         (the watch of id ended)
 //	UNWATCH <id>
+//	                              ERROR <id> unwatched
 //	PING                          PONG
+//
+// Every watch ends with exactly one ERROR line about its id: when it
+// fails, or in answer to UNWATCH (or to a WATCH reusing its id). Nothing
+// more about that watch follows it, so a client may reuse the id at once
+// and tell the old watch's lines still in flight from the new one's.
+//
+// What one stream can make the server hold is bounded: lines are capped
+// at MaxLine (a longer one is skipped as it arrives and answered "ERROR *
+// line too long"), and a stream holds at most DefaultMaxWatches (256)
+// watches; the excess is answered "ERROR <id> too many watches (256)".
+// Watches of the same repository share one watcher and one copy of its
+// refs.
 //
 // The server exits when its input ends, or when nothing arrived for its
 // timeout: the client pings every few seconds, so a vanished client does
@@ -30,6 +43,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/git-remote-daemon/git-remote-daemon/protocol"
 )
@@ -90,7 +104,7 @@ func (m Msg) String() string {
 	case Delete:
 		return "DELETE " + m.ID + " " + m.Ref
 	case Error:
-		if text := protocol.OneLine(m.Text); text != "" {
+		if text := clipText(protocol.OneLine(m.Text), MaxLine-len("ERROR  ")-len(m.ID)); text != "" {
 			return "ERROR " + m.ID + " " + text
 		}
 		return "ERROR " + m.ID
@@ -192,6 +206,18 @@ func ParseBanner(line string) (int, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// clipText cuts s to at most limit bytes, on a rune boundary: an ERROR
+// line stays within MaxLine.
+func clipText(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	for limit > 0 && !utf8.RuneStart(s[limit]) {
+		limit--
+	}
+	return s[:limit]
 }
 
 func clip(s string) string {

@@ -7,13 +7,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitrepo"
 	"github.com/git-remote-daemon/git-remote-daemon/protocol"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
 )
+
+// DefaultMaxWatches caps the watches of one stream unless
+// ServerOptions.MaxWatches says otherwise: a WATCH beyond it is answered
+// "ERROR <id> too many watches (256)".
+const DefaultMaxWatches = 256
 
 // ServerOptions configure Serve.
 type ServerOptions struct {
@@ -24,10 +31,13 @@ type ServerOptions struct {
 	Timeout time.Duration
 	// Paths are watched at start, with ids "0", "1", ...
 	Paths []string
-	// MaxWatches caps the repositories watched at once (default 10000).
+	// MaxWatches caps the watches held at once by the stream (default
+	// DefaultMaxWatches). Watches of one repository share one watcher and
+	// one copy of its refs, so a watch costs a few hundred bytes beyond
+	// the first of its repository.
 	MaxWatches int
 	// Resolve maps a WATCH path to a git directory; nil resolves it as
-	// git does (watch.FindGitDir). A server for one repository (a th::
+	// git does (gitrepo.FindGitDir). A server for one repository (a th::
 	// node) pins every path to it.
 	Resolve func(path string) (string, error)
 	// Logger receives logs (stderr); nil discards them.
@@ -41,20 +51,75 @@ var ErrTimeout = errors.New("no heartbeat from the client")
 // (nil), ctx ends (nil), the client goes silent (ErrTimeout) or out
 // fails.
 func Serve(ctx context.Context, in io.Reader, out io.Writer, opts ServerOptions) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	s := newServer(ctx, cancel, out, opts)
+	defer s.wg.Wait()
+	defer s.stopAll()
+	return s.serve(in)
+}
+
+// server state. Lock order: mu, then wmu. Everything said about a watch
+// is written while holding mu, so once unwatch returns nothing more is
+// said about the old watch, and a reused id starts clean.
+type server struct {
+	ctx  context.Context
+	fail context.CancelCauseFunc
+	opts ServerOptions
+	wg   sync.WaitGroup
+	// slots bounds the repository watchers running, including ones
+	// still stopping, to MaxWatches.
+	slots chan struct{}
+
+	wmu sync.Mutex
+	w   *bufio.Writer
+
+	mu      sync.Mutex
+	watches map[string]*entry // by id
+	repos   map[string]*repo  // by git directory
+}
+
+// entry is one watch id.
+type entry struct {
+	id    string
+	repo  *repo
+	ready bool // REF...READY sent
+}
+
+// repo is one watched repository, shared by every id watching it.
+type repo struct {
+	gitDir  string
+	cancel  context.CancelFunc
+	refs    watch.Refs // nil until the first listing
+	entries map[*entry]bool
+}
+
+func newServer(ctx context.Context, fail context.CancelCauseFunc, out io.Writer, opts ServerOptions) *server {
 	if opts.Timeout == 0 {
 		opts.Timeout = 30 * time.Second
 	}
 	if opts.MaxWatches <= 0 {
-		opts.MaxWatches = 10000
+		opts.MaxWatches = DefaultMaxWatches
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	s := &server{ctx: ctx, fail: cancel, opts: opts, w: bufio.NewWriter(out), watches: map[string]context.CancelFunc{}}
-	defer s.wg.Wait()
-	defer s.stopAll()
+	if opts.Resolve == nil {
+		opts.Resolve = gitrepo.FindGitDir
+	}
+	return &server{ctx: ctx, fail: fail, opts: opts, w: bufio.NewWriter(out),
+		slots:   make(chan struct{}, opts.MaxWatches),
+		watches: map[string]*entry{}, repos: map[string]*repo{}}
+}
+
+// readLine is one line from the client, or the news that it was too long.
+type readLine struct {
+	text    string
+	tooLong bool
+}
+
+func (s *server) serve(in io.Reader) error {
+	ctx, opts := s.ctx, s.opts
 	if err := s.write(Banner); err != nil {
 		return err
 	}
@@ -62,21 +127,20 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, opts ServerOptions)
 		s.watch(fmt.Sprint(i), p)
 	}
 
-	lines := make(chan string)
+	lines := make(chan readLine)
 	readErr := make(chan error, 1)
 	go func() {
-		r := protocol.NewReader(in)
+		// The reader never holds more than MaxLine bytes of a line: the
+		// rest of a longer one is skipped as it arrives.
+		r := protocol.NewReaderLimit(in, MaxLine)
 		for {
 			line, err := r.ReadLine()
 			if err != nil && !errors.Is(err, protocol.ErrLineTooLong) {
 				readErr <- err
 				return
 			}
-			if err != nil {
-				line = "" // answered as malformed below
-			}
 			select {
-			case lines <- line:
+			case lines <- readLine{text: line, tooLong: err != nil}:
 			case <-ctx.Done():
 				return
 			}
@@ -107,22 +171,13 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, opts ServerOptions)
 			if timer != nil {
 				timer.Reset(opts.Timeout)
 			}
-			s.handle(line)
+			if line.tooLong {
+				_ = s.send(Msg{Kind: Error, ID: "*", Text: fmt.Sprintf("line too long (over %d bytes)", MaxLine)})
+				continue
+			}
+			s.handle(line.text)
 		}
 	}
-}
-
-type server struct {
-	ctx  context.Context
-	fail context.CancelCauseFunc
-	opts ServerOptions
-	wg   sync.WaitGroup
-
-	wmu sync.Mutex
-	w   *bufio.Writer
-
-	mu      sync.Mutex
-	watches map[string]context.CancelFunc
 }
 
 func (s *server) handle(line string) {
@@ -137,102 +192,185 @@ func (s *server) handle(line string) {
 	case Watch:
 		s.watch(m.ID, m.Path)
 	case Unwatch:
-		s.unwatch(m.ID)
+		s.mu.Lock()
+		s.unwatchLocked(m.ID)
+		s.mu.Unlock()
 	default:
 		_ = s.send(Msg{Kind: Error, ID: "*", Text: fmt.Sprintf("%s is sent by the server, not to it", m.Kind)})
 	}
 }
 
+// watch starts watching path under id; an earlier watch of id ends first
+// (with its ERROR line).
 func (s *server) watch(id, path string) {
-	s.unwatch(id)
+	gitDir, rerr := s.opts.Resolve(path)
+	if rerr == nil {
+		gitDir = canonical(gitDir)
+	}
 	s.mu.Lock()
+	s.unwatchLocked(id)
 	if len(s.watches) >= s.opts.MaxWatches {
 		s.mu.Unlock()
 		_ = s.send(Msg{Kind: Error, ID: id, Text: fmt.Sprintf("too many watches (%d)", s.opts.MaxWatches)})
 		return
 	}
-	ctx, cancel := context.WithCancel(s.ctx)
-	s.watches[id] = cancel
-	s.mu.Unlock()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		err := s.run(ctx, id, path)
-		if ctx.Err() != nil {
-			return // unwatched, or the server is ending
-		}
-		s.mu.Lock()
-		delete(s.watches, id)
+	if rerr != nil {
 		s.mu.Unlock()
-		cancel()
-		if err == nil {
-			err = errors.New("watch ended")
+		_ = s.send(Msg{Kind: Error, ID: id, Text: rerr.Error()})
+		return
+	}
+	e := &entry{id: id}
+	r := s.repos[gitDir]
+	if r != nil {
+		e.repo = r
+		r.entries[e] = true
+		s.watches[id] = e
+		if r.refs != nil {
+			_ = s.sendLocked(s.ready(e, r.refs)...)
 		}
-		s.opts.Logger.Warn("watch ended", "id", id, "path", path, "err", err)
-		_ = s.send(Msg{Kind: Error, ID: id, Text: err.Error()})
-	}()
-}
-
-func (s *server) unwatch(id string) {
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	// A new watcher needs a slot; only watchers still stopping can hold
+	// them all, since fewer than MaxWatches watches are live.
+	select {
+	case s.slots <- struct{}{}:
+	case <-s.ctx.Done():
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cancel, ok := s.watches[id]; ok {
-		cancel()
-		delete(s.watches, id)
+	if r = s.repos[gitDir]; r == nil {
+		ctx, cancel := context.WithCancel(s.ctx)
+		r = &repo{gitDir: gitDir, cancel: cancel, entries: map[*entry]bool{}}
+		s.repos[gitDir] = r
+		s.wg.Add(1)
+		go s.run(ctx, r)
+	} else {
+		<-s.slots // cannot happen (only this goroutine adds repos); keep the count right
 	}
+	e.repo = r
+	r.entries[e] = true
+	s.watches[id] = e
+	if r.refs != nil {
+		_ = s.sendLocked(s.ready(e, r.refs)...)
+	}
+}
+
+// canonical makes one repository reached by two spellings one key.
+func canonical(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
+	return dir
+}
+
+// unwatchLocked ends the watch of id, if any, with "ERROR <id> unwatched":
+// the client knows that nothing more about the old watch follows, and
+// that a new watch under the same id starts after it.
+func (s *server) unwatchLocked(id string) {
+	e, ok := s.watches[id]
+	if !ok {
+		return
+	}
+	delete(s.watches, id)
+	r := e.repo
+	delete(r.entries, e)
+	if len(r.entries) == 0 {
+		r.cancel()
+		delete(s.repos, r.gitDir)
+	}
+	_ = s.sendLocked(Msg{Kind: Error, ID: id, Text: "unwatched"})
 }
 
 func (s *server) stopAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for id, cancel := range s.watches {
-		cancel()
-		delete(s.watches, id)
+	for dir, r := range s.repos {
+		r.cancel()
+		delete(s.repos, dir)
 	}
+	clear(s.watches)
 }
 
-// run watches one repository and streams its refs and changes.
-func (s *server) run(ctx context.Context, id, path string) error {
-	resolve := s.opts.Resolve
-	if resolve == nil {
-		resolve = watch.FindGitDir
+// ready lists refs for e and marks it ready.
+func (s *server) ready(e *entry, refs watch.Refs) []Msg {
+	names := make([]string, 0, len(refs))
+	for r := range refs {
+		names = append(names, r)
 	}
-	gitDir, err := resolve(path)
-	if err != nil {
-		return err
+	sort.Strings(names)
+	batch := make([]Msg, 0, len(names)+1)
+	for _, r := range names {
+		batch = append(batch, Msg{Kind: Ref, ID: e.id, SHA: refs[r], Ref: r})
 	}
+	e.ready = true
+	return append(batch, Msg{Kind: Ready, ID: e.id})
+}
+
+// run watches one repository for all its entries.
+func (s *server) run(ctx context.Context, r *repo) {
+	defer s.wg.Done()
+	defer func() { <-s.slots }()
 	opts := watch.Options{Hub: s.opts.Hub, Logger: s.opts.Logger}
-	return watch.Watch(ctx, gitDir, opts, func(u watch.Update) error {
+	err := watch.Watch(ctx, r.gitDir, opts, func(u watch.Update) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.repos[r.gitDir] != r {
+			return nil // every watch of it ended meanwhile: say nothing
+		}
+		r.refs = u.Refs
 		var batch []Msg
-		if u.First {
-			refs := make([]string, 0, len(u.Refs))
-			for r := range u.Refs {
-				refs = append(refs, r)
+		for e := range r.entries {
+			if !e.ready {
+				batch = append(batch, s.ready(e, r.refs)...)
+				continue
 			}
-			sort.Strings(refs)
-			for _, r := range refs {
-				batch = append(batch, Msg{Kind: Ref, ID: id, SHA: u.Refs[r], Ref: r})
-			}
-			batch = append(batch, Msg{Kind: Ready, ID: id})
-		} else {
 			for _, c := range u.Changes {
 				if c.Deleted() {
-					batch = append(batch, Msg{Kind: Delete, ID: id, Ref: c.Ref})
+					batch = append(batch, Msg{Kind: Delete, ID: e.id, Ref: c.Ref})
 				} else {
-					batch = append(batch, Msg{Kind: Change, ID: id, SHA: c.New, Ref: c.Ref})
+					batch = append(batch, Msg{Kind: Change, ID: e.id, SHA: c.New, Ref: c.Ref})
 				}
 			}
-			batch = append(batch, Msg{Kind: End, ID: id})
+			batch = append(batch, Msg{Kind: End, ID: e.id})
 		}
-		if ctx.Err() != nil {
-			return nil // unwatched meanwhile: say nothing more about id
-		}
-		return s.send(batch...)
+		return s.sendLocked(batch...)
 	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.repos[r.gitDir] != r {
+		return // unwatched, or the server is ending
+	}
+	delete(s.repos, r.gitDir)
+	r.cancel()
+	if err == nil {
+		err = errors.New("watch ended")
+	}
+	s.opts.Logger.Warn("watch ended", "git_dir", r.gitDir, "err", err)
+	var batch []Msg
+	for e := range r.entries {
+		delete(s.watches, e.id)
+		batch = append(batch, Msg{Kind: Error, ID: e.id, Text: err.Error()})
+	}
+	_ = s.sendLocked(batch...)
 }
 
 // send writes msgs as one contiguous block.
 func (s *server) send(msgs ...Msg) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sendLocked(msgs...)
+}
+
+func (s *server) sendLocked(msgs ...Msg) error {
+	if len(msgs) == 0 {
+		return nil
+	}
 	lines := make([]string, len(msgs))
 	for i, m := range msgs {
 		lines[i] = m.String()

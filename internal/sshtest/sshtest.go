@@ -174,8 +174,8 @@ func (s *Server) launch() error {
 	// A file, not a pipe: per-connection children inherit stderr, and a
 	// pipe would keep Wait waiting for them.
 	cmd.Stdout, cmd.Stderr = lf, lf
-	// If the test binary dies, the listener goes with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// If the test binary dies, the listener goes with it (Linux).
+	dieWithParent(cmd)
 	err = cmd.Start()
 	lf.Close()
 	if err != nil {

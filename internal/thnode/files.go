@@ -50,11 +50,10 @@ func filesSignature(files []string) string {
 			continue
 		}
 		var ino uint64
-		var ctime int64
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			ino, ctime = st.Ino, st.Ctim.Nano()
+			ino = uint64(st.Ino) // a config renamed over the old one is a new inode
 		}
-		fmt.Fprintf(&b, "%d,%d,%d,%d;", fi.Size(), fi.ModTime().UnixNano(), ino, ctime)
+		fmt.Fprintf(&b, "%d,%d,%d;", fi.Size(), fi.ModTime().UnixNano(), ino)
 	}
 	return b.String()
 }

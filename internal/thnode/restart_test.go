@@ -44,7 +44,7 @@ func TestRedialAfterPeerRestart(t *testing.T) {
 			return err
 		}
 		defer s.Close()
-		c, err := notify.NewClient(s, s)
+		c, err := notify.NewClient(dctx, s, s)
 		if err != nil {
 			return err
 		}

@@ -240,7 +240,7 @@ func watchFrom(t *testing.T, ctx context.Context, peer *Node, to Addr) (*telehas
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	c, err := notify.NewClient(st, st)
+	c, err := notify.NewClient(ctx, st, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestRevoke(t *testing.T) {
 			dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
 			defer dcancel()
 			if st, err := bob.Dial(dctx, alice.Addr(), ServiceNotify); err == nil {
-				if _, err := notify.NewClient(st, st); err == nil {
+				if _, err := notify.NewClient(dctx, st, st); err == nil {
 					t.Error("a revoked peer was served again")
 				}
 			}

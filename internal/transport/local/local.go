@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitrepo"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/transport"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
 )
@@ -32,7 +33,7 @@ const MissingRetry = 10 * time.Second
 // NewWatcher returns a watcher of the repository at r.URL.
 func (d *Dialer) NewWatcher(r gitcfg.Remote, env transport.Env) (transport.Watcher, error) {
 	path := transport.LocalPath(r.URL)
-	if p, err := watch.ExpandHome(path); err == nil {
+	if p, err := gitrepo.ExpandHome(path); err == nil {
 		path = p
 	}
 	if !filepath.IsAbs(path) {
@@ -48,7 +49,7 @@ type watcher struct {
 }
 
 func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error {
-	gitDir, err := watch.FindGitDir(w.path)
+	gitDir, err := gitrepo.FindGitDir(w.path)
 	if err != nil {
 		return &transport.RetryAfter{Err: err, After: MissingRetry}
 	}

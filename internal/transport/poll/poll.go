@@ -4,15 +4,13 @@
 package poll
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"time"
 
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitexec"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/transport"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
 )
@@ -116,14 +114,9 @@ func Run(ctx context.Context, every time.Duration, list func(context.Context) (w
 // remote's whole configuration (insteadOf, uploadpack, credentials, ssh
 // command); env is added to git's environment.
 func List(ctx context.Context, dir, remote string, env []string) (watch.Refs, error) {
-	cmd := exec.CommandContext(ctx, "git", "ls-remote", "--refs", remote)
-	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), "GIT_TERMINAL_PROMPT=0"), env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := gitexec.Output(ctx, dir, env, "ls-remote", "--refs", remote)
 	if err != nil {
-		return nil, fmt.Errorf("git ls-remote: %w: %s", err, strings.TrimSpace(stderr.String()))
+		return nil, err
 	}
 	refs := watch.Refs{}
 	for _, line := range strings.Split(string(out), "\n") {

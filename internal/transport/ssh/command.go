@@ -1,16 +1,16 @@
 package ssh
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitexec"
 )
 
 // sshCommand is the ssh program git would run for a remote (connect.c):
@@ -100,10 +100,11 @@ func (s sshCommand) args(t target, opts []string, remoteCmd string) ([]string, e
 	return a, nil
 }
 
-// cmd returns the command running the ssh program with args, in a
-// process group of its own so that kill (below) also ends the ssh that a
-// shell command started, and killed by the kernel should the daemon die
-// without cleaning up (an ssh master would otherwise live on).
+// cmd returns the command running the ssh program with args, made by
+// gitexec: in a process group of its own so that kill (below) also ends
+// the ssh that a shell command started, and (on Linux) killed by the
+// kernel should the daemon die without cleaning up (an ssh master would
+// otherwise live on). It has no context: the connection ends it by kill.
 func (s sshCommand) cmd(args ...string) *exec.Cmd {
 	var c *exec.Cmd
 	if s.shell != "" {
@@ -114,22 +115,15 @@ func (s sshCommand) cmd(args ...string) *exec.Cmd {
 			!strings.ContainsAny(s.shell, ";&|()<>`$\\{}\n") {
 			line = "exec " + line
 		}
-		c = exec.Command("sh", append([]string{"-c", line, s.shell}, args...)...)
+		c = gitexec.Program(context.Background(), "sh", append([]string{"-c", line, s.shell}, args...)...)
 	} else {
-		c = exec.Command(s.program, args...)
+		c = gitexec.Program(context.Background(), s.program, args...)
 	}
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	c.WaitDelay = 2 * time.Second
 	return c
 }
 
 // kill ends a command started by cmd, with its whole process group.
-func kill(c *exec.Cmd) {
-	if c != nil && c.Process != nil {
-		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
-		_ = c.Process.Kill()
-	}
-}
+func kill(c *exec.Cmd) { _ = gitexec.Kill(c) }
 
 // commandLine renders the ssh program and extra options as a value for
 // GIT_SSH_COMMAND, for the git commands that should share our connection.

@@ -157,13 +157,16 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 	}
 	banner := make(chan result, 1)
 	go func() {
-		cl, err := notify.NewClient(stdout, c.stdin)
+		cl, err := notify.NewClient(ctx, stdout, c.stdin)
 		banner <- result{cl, err}
 	}()
 	select {
 	case r := <-banner:
 		if r.err != nil {
-			werr := <-exited
+			if ctx.Err() != nil || errors.Is(r.err, notify.ErrBannerTimeout) { // the session still runs: no exit to wait for
+				return nil, fmt.Errorf("%s: %w; stderr: %s", h.target.dest(), r.err, stderr.String())
+			}
+			werr := waitExit(ctx, s, exited)
 			return h.sessionFailed(c, werr, stderr.String(), r.err, &ok)
 		}
 		c.client = r.client
@@ -184,6 +187,37 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 	go h.keepalive(c)
 	ok = true
 	return c, nil
+}
+
+// How long a session whose output ended before its banner has to exit
+// by itself (its exit status tells why it failed), and how much of that
+// is left once the host's context ended; then it is killed.
+const (
+	exitWait  = 10 * time.Second
+	exitGrace = 2 * time.Second
+)
+
+// waitExit waits for a session to exit, killing it if it takes longer
+// than exitWait, or than exitGrace after ctx ended: a stuck ssh must not
+// keep the host (and the runners waiting for it) from stopping.
+func waitExit(ctx context.Context, cmd *exec.Cmd, exited <-chan error) error {
+	t := time.NewTimer(exitWait)
+	defer t.Stop()
+	select {
+	case err := <-exited:
+		return err
+	case <-t.C:
+	case <-ctx.Done():
+		g := time.NewTimer(exitGrace)
+		defer g.Stop()
+		select {
+		case err := <-exited:
+			return err
+		case <-g.C:
+		}
+	}
+	kill(cmd)
+	return <-exited // Wait returns within gitexec.WaitDelay of the kill
 }
 
 // sessionFailed sorts out a session that ended before its banner: no

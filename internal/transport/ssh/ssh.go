@@ -53,12 +53,24 @@ type host struct {
 	cmd       sshCommand
 	remoteCmd string
 
+	// ctx is the host's lifetime: from its first user to its last. The
+	// shared connection is dialed under it, never under one watcher's
+	// context, so one watcher stopping does not fail the others.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	mu      sync.Mutex
 	users   int
 	conn    *conn
-	dialing chan struct{} // closed when the dial in progress ends
-	dialErr error
+	dialing *dialing // the dial in progress, if any
 	nextID  int
+}
+
+// dialing is one dial of a host's connection, shared by every watcher
+// that waits for it.
+type dialing struct {
+	done chan struct{} // closed when the dial ended
+	err  error         // set before done is closed
 }
 
 // NewWatcher returns a watcher for the ssh remote r.
@@ -103,6 +115,7 @@ func (d *Dialer) acquire(w *watcher) *host {
 	h, ok := d.hosts[w.key]
 	if !ok {
 		h = &host{d: d, key: w.key, target: w.target, cmd: w.cmd, remoteCmd: w.remoteCmd}
+		h.ctx, h.cancel = context.WithCancel(context.Background())
 		d.hosts[w.key] = h
 	}
 	h.mu.Lock()
@@ -124,6 +137,9 @@ func (d *Dialer) release(h *host) {
 	}
 	h.mu.Unlock()
 	d.mu.Unlock()
+	if last {
+		h.cancel() // ends a dial nobody waits for any more
+	}
 	if c != nil {
 		c.close()
 	}
@@ -160,7 +176,8 @@ func (h *host) opts() []string {
 }
 
 // connect returns the host's live connection, dialing it if needed; one
-// dial serves every watcher waiting for it.
+// dial, under the host's context, serves every watcher waiting for it,
+// and each waits only as long as its own ctx allows.
 func (h *host) connect(ctx context.Context) (*conn, error) {
 	for {
 		h.mu.Lock()
@@ -174,39 +191,41 @@ func (h *host) connect(ctx context.Context) (*conn, error) {
 				return c, nil
 			}
 		}
-		if wait := h.dialing; wait != nil {
-			h.mu.Unlock()
-			select {
-			case <-wait:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-			h.mu.Lock()
-			err := h.dialErr
-			h.mu.Unlock()
-			if err != nil {
-				return nil, err
-			}
-			continue
-		}
-		wait := make(chan struct{})
-		h.dialing = wait
-		h.mu.Unlock()
-		c, err := h.dial(ctx)
-		h.mu.Lock()
-		h.dialing, h.dialErr = nil, err
-		if err == nil {
-			if h.users > 0 {
-				h.conn = c
-			} else {
-				go c.close()
-				err = errors.New("released")
-			}
+		dl := h.dialing
+		if dl == nil {
+			dl = &dialing{done: make(chan struct{})}
+			h.dialing = dl
+			go h.dialShared(dl)
 		}
 		h.mu.Unlock()
-		close(wait)
-		return c, err
+		select {
+		case <-dl.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if dl.err != nil {
+			return nil, dl.err
+		}
+		// Connected: take it from h.conn, unless it already ended.
 	}
+}
+
+// dialShared dials the host's connection for everyone waiting on dl.
+func (h *host) dialShared(dl *dialing) {
+	c, err := h.dial(h.ctx)
+	h.mu.Lock()
+	h.dialing = nil
+	if err == nil {
+		if h.users > 0 {
+			h.conn = c
+		} else {
+			go c.close()
+			err = errors.New("released")
+		}
+	}
+	dl.err = err
+	h.mu.Unlock()
+	close(dl.done)
 }
 
 func (h *host) newID() string {

@@ -154,7 +154,7 @@ func (w *watcher) watch(ctx context.Context, node *thnode.Node, fn func(watch.Up
 		return err
 	}
 	defer s.Close()
-	c, err := notify.NewClient(s, s)
+	c, err := notify.NewClient(ctx, s, s)
 	if err != nil {
 		return fmt.Errorf("%s: %w", w.addr.Hashname, err)
 	}

@@ -1,0 +1,11 @@
+package sshtest
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// dieWithParent makes cmd die with the test binary.
+func dieWithParent(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
