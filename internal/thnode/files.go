@@ -52,7 +52,7 @@ func filesSignature(files []string) string {
 		var ino uint64
 		var ctime int64
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			ino, ctime = st.Ino, st.Ctim.Nano()
+			ino, ctime = uint64(st.Ino), statCtime(st)
 		}
 		fmt.Fprintf(&b, "%d,%d,%d,%d;", fi.Size(), fi.ModTime().UnixNano(), ino, ctime)
 	}
