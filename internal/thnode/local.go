@@ -107,15 +107,16 @@ func ownedByUs(path string, fi os.FileInfo) error {
 }
 
 // checkPeer refuses a connection whose other end is another user's
-// process (root included). Where the system cannot tell, the private
-// directory is the guard.
-func checkPeer(c *net.UnixConn, path string) error {
+// process (root included); how says what that end did ("served by",
+// "dialled by"). Where the system cannot tell, the private directory is
+// the guard.
+func checkPeer(c *net.UnixConn, path, how string) error {
 	uid, ok, err := peerUID(c)
 	if err != nil {
 		return fmt.Errorf("%w: %s: peer credentials: %v", ErrUntrustedSocket, path, err)
 	}
 	if ok && uid != os.Getuid() {
-		return fmt.Errorf("%w: %s is served by %s, not by %s", ErrUntrustedSocket, path, userName(uid), userName(os.Getuid()))
+		return fmt.Errorf("%w: %s is %s %s, not by %s", ErrUntrustedSocket, path, how, userName(uid), userName(os.Getuid()))
 	}
 	return nil
 }
@@ -173,7 +174,7 @@ func (n *Node) ServeLocal() error {
 				return
 			}
 			uc := c.(*net.UnixConn)
-			if err := checkPeer(uc, path); err != nil {
+			if err := checkPeer(uc, path, "dialled by"); err != nil {
 				n.log.Warn("refused a local connection", "err", err)
 				uc.Close()
 				continue
@@ -288,7 +289,7 @@ func DialLocal(ctx context.Context, hn telehash.Hashname, addr Addr, service str
 		return nil, err
 	}
 	c := nc.(*net.UnixConn)
-	if err := checkPeer(c, path); err != nil {
+	if err := checkPeer(c, path, "served by"); err != nil {
 		c.Close()
 		return nil, err
 	}
