@@ -103,7 +103,7 @@ func Daemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		var ec cli.ExitCoder
 		if errors.As(err, &ec) {
 			if msg := err.Error(); msg != "" {
-				fmt.Fprintln(stderr, "git-remote-daemon:", msg)
+				fmt.Fprintln(stderr, "git-remote-daemon:", redact.String(msg))
 			}
 			return ec.ExitCode()
 		}
