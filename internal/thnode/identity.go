@@ -67,10 +67,15 @@ func LoadOrCreate(path string) (*telehash.Identity, error) {
 		return nil, err
 	}
 	unlock, err := lockFile(path + ".lock")
-	if err != nil {
+	switch {
+	case err == nil:
+		defer unlock()
+	case errors.Is(err, syscall.ENOLCK), errors.Is(err, syscall.EOPNOTSUPP), errors.Is(err, syscall.ENOSYS):
+		// A file system without locks (some NFS): the link below still
+		// lets one identity win, the others only generated in vain.
+	default:
 		return nil, fmt.Errorf("locking the identity: %w", err)
 	}
-	defer unlock()
 	id, err = telehash.LoadIdentity(path) // made while we waited?
 	if err == nil || !errors.Is(err, os.ErrNotExist) {
 		return id, err
