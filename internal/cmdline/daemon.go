@@ -20,6 +20,7 @@ import (
 	"github.com/git-remote-daemon/git-remote-daemon/internal/daemon"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/notify"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/redact"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/supervise"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/thnode"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/transport"
@@ -103,11 +104,11 @@ func Daemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		var ec cli.ExitCoder
 		if errors.As(err, &ec) {
 			if msg := err.Error(); msg != "" {
-				fmt.Fprintln(stderr, "git-remote-daemon:", msg)
+				fmt.Fprintln(stderr, "git-remote-daemon:", redact.String(msg))
 			}
 			return ec.ExitCode()
 		}
-		fmt.Fprintln(stderr, "git-remote-daemon:", err)
+		fmt.Fprintln(stderr, "git-remote-daemon:", redact.String(err.Error()))
 		return 1
 	}
 	return 0
@@ -125,7 +126,7 @@ func logger(c *cli.Context) *slog.Logger {
 	if c.Bool("debug") || os.Getenv("GIT_REMOTE_DAEMON_DEBUG") != "" {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+	return slog.New(redact.Handler(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})))
 }
 
 // newDaemon wires the daemon with every transport. Its long-lived parts
