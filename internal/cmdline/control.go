@@ -14,6 +14,7 @@ import (
 	"github.com/git-remote-daemon/git-remote-daemon/internal/control"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/daemon"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/supervise"
 	"github.com/git-remote-daemon/git-remote-daemon/protocol"
 )
 
@@ -141,28 +142,28 @@ func waitPaused(ctx context.Context, statusFile string, want bool) error {
 	}
 }
 
-// startControl opens the control socket of a daemon holding the lock and
-// serves it until ctx ends; the returned function closes it. A socket
-// that cannot be opened is logged: the daemon runs without it.
-func startControl(ctx context.Context, paths background.Paths, repo daemon.Repo, mux *commandMux, log *slog.Logger) func() {
+// addControl opens the control socket of a daemon holding the lock and
+// adds its server to sup, which serves it until the program stops. A
+// socket that cannot be opened is logged: the daemon runs without it.
+func addControl(sup *supervise.Supervisor, paths background.Paths, repo daemon.Repo, mux *commandMux, log *slog.Logger) {
 	srv, err := control.Listen(paths.Control, log)
 	if err != nil {
 		log.Warn("no control socket: `git-remote-daemon pause|resume|reload|push` will not reach this daemon", "err", err)
-		return func() {}
+		return
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ctx, controlHandler(repo, paths.Status, mux)); err != nil {
-			log.Error("control socket", "err", err)
+	first := srv // opened now, so that a command sent while the daemon starts waits
+	sup.Add("control socket", supervise.Func(func(ctx context.Context) error {
+		s := first
+		first = nil
+		if s == nil { // restarted after a failure: open it again
+			var err error
+			if s, err = control.Listen(paths.Control, log); err != nil {
+				return err
+			}
 		}
-	}()
-	return func() {
-		cancel()
-		<-done
-		_ = srv.Close()
-	}
+		defer s.Close()
+		return s.Serve(ctx, controlHandler(repo, paths.Status, mux))
+	}))
 }
 
 // controlVerbs are the commands that reach a running daemon; push takes

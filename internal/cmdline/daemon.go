@@ -20,6 +20,8 @@ import (
 	"github.com/git-remote-daemon/git-remote-daemon/internal/daemon"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/notify"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/redact"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/supervise"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/thnode"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/transport"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/transport/local"
@@ -102,11 +104,11 @@ func Daemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		var ec cli.ExitCoder
 		if errors.As(err, &ec) {
 			if msg := err.Error(); msg != "" {
-				fmt.Fprintln(stderr, "git-remote-daemon:", msg)
+				fmt.Fprintln(stderr, "git-remote-daemon:", redact.String(msg))
 			}
 			return ec.ExitCode()
 		}
-		fmt.Fprintln(stderr, "git-remote-daemon:", err)
+		fmt.Fprintln(stderr, "git-remote-daemon:", redact.String(err.Error()))
 		return 1
 	}
 	return 0
@@ -124,12 +126,13 @@ func logger(c *cli.Context) *slog.Logger {
 	if c.Bool("debug") || os.Getenv("GIT_REMOTE_DAEMON_DEBUG") != "" {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+	return slog.New(redact.Handler(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})))
 }
 
-// newDaemon wires the daemon with every transport. The telehash node is
-// a service the daemon configures at start and after every RELOAD.
-func newDaemon(ctx context.Context, c *cli.Context, out daemon.Emitter, statusFile string) (*daemon.Daemon, func(), error) {
+// newDaemon wires the daemon with every transport. Its long-lived parts
+// (the inotify hub, the ssh hosts, the telehash node) are added to sup,
+// which closes each when the program stops.
+func newDaemon(ctx context.Context, c *cli.Context, sup *supervise.Supervisor, out daemon.Emitter, statusFile string) (*daemon.Daemon, error) {
 	log := logger(c)
 	hub, err := watch.NewHub(log)
 	if err != nil {
@@ -145,25 +148,44 @@ func newDaemon(ctx context.Context, c *cli.Context, out daemon.Emitter, statusFi
 		transport.Other: poll.Dialer{},
 	}
 	var node *thnode.Service // set once the repository is known, before Serve configures it
-	cleanup := func() {
-		if node != nil {
-			_ = node.Close()
-		}
+	d, err := daemon.New(ctx, daemon.Options{Dir: dir(c), Transports: reg, Hub: hub, Out: out, Logger: log, StatusFile: statusFile,
+		Configure: func(ctx context.Context, cfg *gitcfg.Config) error { return node.Configure(ctx, cfg) }})
+	if err != nil {
 		_ = sshDialer.Close()
 		if hub != nil {
 			hub.Close()
 		}
-	}
-	d, err := daemon.New(ctx, daemon.Options{Dir: dir(c), Transports: reg, Hub: hub, Out: out, Logger: log, StatusFile: statusFile,
-		Configure: func(ctx context.Context, cfg *gitcfg.Config) error { return node.Configure(ctx, cfg) }})
-	if err != nil {
-		cleanup()
-		return nil, nil, err
+		return nil, err
 	}
 	repo := d.Repo()
 	node = thnode.NewService(thnode.ServiceOptions{Dir: repo.Dir, GitDir: repo.GitDir, CommonDir: repo.CommonDir, Hub: hub, Logger: log})
 	thDialer.Nodes = node
-	return d, cleanup, nil
+	if hub != nil {
+		sup.Add("inotify hub", closeAtEnd(hub))
+	}
+	sup.Add("ssh hosts", closeAtEnd(sshDialer))
+	sup.Add("telehash node", closeAtEnd(node))
+	return d, nil
+}
+
+// closeAtEnd is a part that only needs closing when the program stops.
+func closeAtEnd(c io.Closer) supervise.Service {
+	return supervise.Func(func(ctx context.Context) error {
+		<-ctx.Done()
+		_ = c.Close()
+		return nil
+	})
+}
+
+// run serves the daemon with its parts under one supervisor until ctx
+// ends or the commands end (stdin closed); the parts stop after the
+// daemon's runners have.
+func run(ctx context.Context, sup *supervise.Supervisor, d *daemon.Daemon, cmds <-chan protocol.Message) error {
+	partsCtx, stopParts := context.WithCancel(context.WithoutCancel(ctx))
+	parts := make(chan struct{})
+	go func() { defer close(parts); _ = sup.Serve(partsCtx) }()
+	defer func() { stopParts(); <-parts }()
+	return d.Serve(ctx, cmds)
 }
 
 // stdoutEmitter writes protocol lines to stdout.
@@ -190,17 +212,18 @@ func runForeground(c *cli.Context) error {
 	defer lock.Release()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	sup := supervise.New(supervise.Options{Logger: log})
 	mux := newCommandMux()
 	// The socket opens with the lock: a command that comes while the
 	// daemon starts waits for it rather than finding no daemon.
-	defer startControl(ctx, paths, repo, mux, log)()
-	d, closeHub, err := newDaemon(ctx, c, out, paths.Status)
+	addControl(sup, paths, repo, mux, log)
+	d, err := newDaemon(ctx, c, sup, out, paths.Status)
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	defer closeHub()
-	go mux.run(ctx, daemon.ReadCommands(ctx, c.App.Reader, out))
-	return d.Serve(ctx, mux.out)
+	stdin := daemon.ReadCommands(ctx, c.App.Reader, out)
+	sup.Add("commands", supervise.Func(func(ctx context.Context) error { mux.run(ctx, stdin); return nil }))
+	return run(ctx, sup, d, mux.out)
 }
 
 // lockRepo finds the repository and takes its one-daemon lock for a
@@ -246,31 +269,31 @@ func runService(c *cli.Context) error {
 	defer lock.Release()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	sup := supervise.New(supervise.Options{Logger: log})
 	mux := newCommandMux()
-	defer startControl(ctx, paths, repo, mux, log)()
-	d, closeHub, err := newDaemon(ctx, c, logEmitter{log}, paths.Status)
+	addControl(sup, paths, repo, mux, log)
+	d, err := newDaemon(ctx, c, sup, logEmitter{log}, paths.Status)
 	if err != nil {
 		background.Ready("error: " + err.Error())
 		return cli.Exit(err.Error(), 1)
 	}
-	defer closeHub()
-	go mux.run(ctx, nil)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go func() { // SIGHUPs that come while one waits its turn coalesce
-		for {
+	sup.Add("commands", supervise.Func(func(ctx context.Context) error { mux.run(ctx, nil); return nil }))
+	sup.Add("SIGHUP", supervise.Func(func(ctx context.Context) error {
+		for { // SIGHUPs that come while one waits its turn coalesce
 			select {
 			case <-hup:
 				_ = mux.send(ctx, protocol.Reload{})
 			case <-ctx.Done():
-				return
+				return nil
 			}
 		}
-	}()
+	}))
 	log.Info("started", "version", Version, "pid", os.Getpid(), "mode", string(mode), "repo", repo.Dir)
 	background.Ready("ready")
-	err = d.Serve(ctx, mux.out)
+	err = run(ctx, sup, d, mux.out)
 	log.Info("stopped")
 	return err
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/git-remote-daemon/git-remote-daemon/helper"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/daemon"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/redact"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/thnode"
 )
 
@@ -47,7 +48,7 @@ func TH(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if os.Getenv("GIT_REMOTE_DAEMON_DEBUG") != "" {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(redact.Handler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	// git killed outright (no SIGINT): noticed when we are re-parented.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/git-remote-daemon/git-remote-daemon/internal/backoff"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/redact"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/transport"
 	"github.com/git-remote-daemon/git-remote-daemon/protocol"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
@@ -100,6 +101,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	opts.Logger = slog.New(redact.Handler(opts.Logger.Handler()))
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = time.Second
 	}
@@ -213,6 +215,7 @@ func (d *Daemon) remote(name string) (gitcfg.Remote, bool) {
 // emit records a message in the status book and sends it out: whoever
 // reads the message finds the status file saying so.
 func (d *Daemon) emit(m protocol.Message) {
+	m = redactMessage(m)
 	d.book.apply(m)
 	d.opts.Out.Emit(m)
 }

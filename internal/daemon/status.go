@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/git-remote-daemon/git-remote-daemon/internal/redact"
 	"github.com/git-remote-daemon/git-remote-daemon/protocol"
 )
 
@@ -123,7 +124,7 @@ func (b *book) saveLocked() {
 	}
 	data, err := json.MarshalIndent(b.snapshot(), "", "  ")
 	if err == nil {
-		err = writeFileAtomic(b.path, append(data, '\n'), 0o644)
+		err = writeFileAtomic(b.path, append(data, '\n'), 0o600) // the user's only, credentials masked or not
 	}
 	_ = err // the status file is informational; the log has the events
 }
@@ -164,28 +165,23 @@ func (r Report) Print(w io.Writer, now time.Time) error {
 	return tw.Flush()
 }
 
-// redactURL hides a password in a URL's user information
-// (https://user:secret@host/ shows as https://user:xxxxx@host/): the
-// status file is readable by others.
-func redactURL(u string) string {
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return u
+// redactURL hides the credentials of a URL (see redact.String):
+// https://user:secret@host/ shows as https://user:xxxxx@host/, and a
+// ?token=... as ?token=xxxxx.
+func redactURL(u string) string { return redact.String(u) }
+
+// redactMessage hides the credentials in a message's text: git's
+// errors quote the remote's URL.
+func redactMessage(m protocol.Message) protocol.Message {
+	switch v := m.(type) {
+	case protocol.Status:
+		v.Text = redact.String(v.Text)
+		return v
+	case protocol.Error:
+		v.Text = redact.String(v.Text)
+		return v
 	}
-	auth, tail, hasPath := strings.Cut(rest, "/")
-	at := strings.LastIndex(auth, "@")
-	if at < 0 {
-		return u
-	}
-	user, _, hasPass := strings.Cut(auth[:at], ":")
-	if !hasPass {
-		return u
-	}
-	out := scheme + "://" + user + ":xxxxx" + auth[at:]
-	if hasPath {
-		out += "/" + tail
-	}
-	return out
+	return m
 }
 
 func ago(now, t time.Time) string {

@@ -128,14 +128,6 @@ func (s *Supervisor) Remove(name string) {
 	}
 }
 
-// Running reports whether a service of that name is running.
-func (s *Supervisor) Running(name string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.services[name]
-	return ok
-}
-
 func (s *Supervisor) startLocked(name string, svc Service) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	r := &running{cancel: cancel, done: make(chan struct{})}

@@ -28,9 +28,6 @@ func TestRestartsAFailingServiceAndStopsOnCancel(t *testing.T) {
 	if runs.Load() != 3 {
 		t.Fatalf("runs = %d, want 3 (two failures restarted)", runs.Load())
 	}
-	if !s.Running("flaky") {
-		t.Fatal("Running = false for a live service")
-	}
 	cancel()
 	select {
 	case <-done:
@@ -84,9 +81,6 @@ func TestRemoveWaitsAndAddReplaces(t *testing.T) {
 	s.Remove("a")
 	if !stopped.Load() {
 		t.Fatal("Remove returned before the service stopped")
-	}
-	if s.Running("a") {
-		t.Fatal("a still running after Remove")
 	}
 	second := make(chan struct{})
 	s.Add("a", Func(func(ctx context.Context) error { close(second); <-ctx.Done(); return nil }))

@@ -44,17 +44,22 @@ type Client struct {
 	LinkTimeout time.Duration
 	Logger      *slog.Logger
 
-	mu   sync.Mutex
-	node *Node
+	mu       sync.Mutex
+	node     *Node
+	warnOnce sync.Once
 }
 
-// Dial opens a stream to addr's service.
+// Dial opens a stream to addr's service. A lending socket that may be
+// another user's is not used: Dial warns (once) and links alone.
 func (c *Client) Dial(ctx context.Context, addr Addr, service string) (io.ReadWriteCloser, error) {
 	s, err := DialLocal(ctx, c.Identity.Hashname(), addr, service)
-	if err == nil {
+	switch {
+	case err == nil:
 		return s, nil
-	}
-	if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ECONNREFUSED) {
+	case errors.Is(err, ErrUntrustedSocket):
+		c.warnOnce.Do(func() { c.logger().Warn("not using the daemon's node: " + err.Error() + "; linking alone") })
+	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
+	default:
 		return nil, err
 	}
 	node, err := c.ownNode(ctx, addr)
@@ -64,16 +69,19 @@ func (c *Client) Dial(ctx context.Context, addr Addr, service string) (io.ReadWr
 	return node.Dial(ctx, addr, service)
 }
 
+func (c *Client) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Logger
+}
+
 // ownNode starts the client's node on first use.
 func (c *Client) ownNode(ctx context.Context, addr Addr) (*Node, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.node == nil {
-		log := c.Logger
-		if log == nil {
-			log = slog.New(slog.DiscardHandler)
-		}
-		node, err := Start(ctx, Options{Identity: c.Identity, Listen: ListenFor(addr), Logger: log,
+		node, err := Start(ctx, Options{Identity: c.Identity, Listen: ListenFor(addr), Logger: c.logger(),
 			LinkTimeout: c.LinkTimeout,
 			// We only dial: the node we link to answers on our link.
 			Allow: func(h telehash.Hashname) bool { return h == addr.Hashname }})

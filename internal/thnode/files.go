@@ -50,10 +50,13 @@ func filesSignature(files []string) string {
 			continue
 		}
 		var ino uint64
+		var ctime int64
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			ino = uint64(st.Ino) // a config renamed over the old one is a new inode
+			// a config renamed over the old one is a new inode; ctime
+			// catches an edit within the mtime's granularity
+			ino, ctime = uint64(st.Ino), statCtime(st)
 		}
-		fmt.Fprintf(&b, "%d,%d,%d;", fi.Size(), fi.ModTime().UnixNano(), ino)
+		fmt.Fprintf(&b, "%d,%d,%d,%d;", fi.Size(), fi.ModTime().UnixNano(), ino, ctime)
 	}
 	return b.String()
 }

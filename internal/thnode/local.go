@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,7 +31,9 @@ import (
 // SocketPath is the socket of the daemon running with identity hn:
 // $XDG_RUNTIME_DIR/git-remote-daemon/<hashname[:16]>.sock, or under
 // $TMPDIR/git-remote-daemon-<uid>/ (short paths: a socket path is
-// limited to about 104 bytes).
+// limited to about 104 bytes). The directory must be the user's alone
+// (see checkPrivateDir): in a shared /tmp another user may create it
+// first.
 func SocketPath(hn telehash.Hashname) string {
 	dir := os.Getenv("XDG_RUNTIME_DIR")
 	if dir != "" {
@@ -40,21 +44,104 @@ func SocketPath(hn telehash.Hashname) string {
 	return filepath.Join(dir, string(hn)[:16]+".sock")
 }
 
+// ErrUntrustedSocket is wrapped by the error of DialLocal and ServeLocal
+// when the lending socket, its directory or the process at its other end
+// may belong to another user. Nothing was sent or served there.
+var ErrUntrustedSocket = errors.New("untrusted local socket")
+
+// checkPrivateDir verifies that dir is the user's alone: a directory,
+// not a symbolic link, owned by the user, that nobody else may enter
+// (mode 0700). The directory is checked by its path and once opened
+// (without following a link), so a swap between the two is noticed. An
+// absent directory gives an error wrapping fs.ErrNotExist.
+func checkPrivateDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if err := private(dir, fi); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrUntrustedSocket, dir, err)
+	}
+	defer f.Close()
+	ofi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(fi, ofi) {
+		return fmt.Errorf("%w: %s was replaced while checked", ErrUntrustedSocket, dir)
+	}
+	return private(dir, ofi)
+}
+
+// private says why fi, the file at path, is not a directory of the user
+// that only the user may enter, or nil.
+func private(path string, fi os.FileInfo) error {
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		return fmt.Errorf("%w: %s is a symbolic link", ErrUntrustedSocket, path)
+	case !fi.IsDir():
+		return fmt.Errorf("%w: %s is not a directory", ErrUntrustedSocket, path)
+	}
+	if err := ownedByUs(path, fi); err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%w: %s has mode %#o, not 0700", ErrUntrustedSocket, path, perm)
+	}
+	return nil
+}
+
+func ownedByUs(path string, fi os.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%w: %s: no owner known", ErrUntrustedSocket, path)
+	}
+	if uid := int(st.Uid); uid != os.Getuid() {
+		return fmt.Errorf("%w: %s is owned by %s, not by %s", ErrUntrustedSocket, path, userName(uid), userName(os.Getuid()))
+	}
+	return nil
+}
+
+// checkPeer refuses a connection whose other end is another user's
+// process (root included); how says what that end did ("served by",
+// "dialled by"). Where the system cannot tell, the private directory is
+// the guard.
+func checkPeer(c *net.UnixConn, path, how string) error {
+	uid, ok, err := peerUID(c)
+	if err != nil {
+		return fmt.Errorf("%w: %s: peer credentials: %v", ErrUntrustedSocket, path, err)
+	}
+	if ok && uid != os.Getuid() {
+		return fmt.Errorf("%w: %s is %s %s, not by %s", ErrUntrustedSocket, path, how, userName(uid), userName(os.Getuid()))
+	}
+	return nil
+}
+
+// userName names a user id for messages: "uid 1001 (mallory)".
+func userName(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return fmt.Sprintf("uid %d (%s)", uid, u.Username)
+	}
+	return fmt.Sprintf("uid %d", uid)
+}
+
 // ServeLocal lends the node to local git-remote-th processes on the
 // socket of its identity until the node closes. Another daemon holding
-// the socket already is not an error: it lends the same identity.
+// the socket already is not an error: it lends the same identity. A
+// socket directory that is not the user's alone is an error wrapping
+// ErrUntrustedSocket; connections of other users are refused.
 func (n *Node) ServeLocal() error {
 	path := SocketPath(n.opts.Identity.Hashname())
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	fi, err := os.Lstat(dir)
-	if err != nil {
+	if err := checkPrivateDir(dir); err != nil {
 		return err
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || fi.Mode().Perm()&0o077 != 0 || !ok || int(st.Uid) != os.Getuid() {
-		return fmt.Errorf("%s must be a directory of ours that only we can open", dir)
 	}
 	if c, err := net.Dial("unix", path); err == nil {
 		c.Close()
@@ -70,7 +157,7 @@ func (n *Node) ServeLocal() error {
 		l.Close()
 		return err
 	}
-	fi, err = os.Stat(path)
+	fi, err := os.Stat(path)
 	if err != nil {
 		l.Close()
 		return err
@@ -86,7 +173,13 @@ func (n *Node) ServeLocal() error {
 			if err != nil {
 				return
 			}
-			go n.lend(n.ctx, c.(*net.UnixConn))
+			uc := c.(*net.UnixConn)
+			if err := checkPeer(uc, path, "dialled by"); err != nil {
+				n.log.Warn("refused a local connection", "err", err)
+				uc.Close()
+				continue
+			}
+			go n.lend(n.ctx, uc)
 		}
 	}()
 	return nil
@@ -170,11 +263,34 @@ func (n *Node) lend(ctx context.Context, c *net.UnixConn) {
 }
 
 // DialLocal asks the daemon lending identity hn for a stream to addr's
-// service; it fails when no daemon runs.
+// service; it fails when no daemon runs (an error wrapping
+// fs.ErrNotExist or syscall.ECONNREFUSED). Before anything is sent it
+// checks that the socket's directory is the user's alone, that the
+// socket is the user's, and that the process listening is the user's:
+// otherwise the error wraps ErrUntrustedSocket.
 func DialLocal(ctx context.Context, hn telehash.Hashname, addr Addr, service string) (io.ReadWriteCloser, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", SocketPath(hn))
+	path := SocketPath(hn)
+	if err := checkPrivateDir(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	fi, err := os.Lstat(path)
 	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return nil, fmt.Errorf("%w: %s is not a socket", ErrUntrustedSocket, path)
+	}
+	if err := ownedByUs(path, fi); err != nil {
+		return nil, err
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, err
+	}
+	c := nc.(*net.UnixConn)
+	if err := checkPeer(c, path, "served by"); err != nil {
+		c.Close()
 		return nil, err
 	}
 	if _, err := fmt.Fprintf(c, "DIAL %s %s\n", service, addr); err != nil {

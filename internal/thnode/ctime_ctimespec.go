@@ -1,0 +1,8 @@
+//go:build darwin || freebsd || netbsd
+
+package thnode
+
+import "syscall"
+
+// statCtime is the inode change time of st in nanoseconds.
+func statCtime(st *syscall.Stat_t) int64 { return st.Ctimespec.Nano() }
