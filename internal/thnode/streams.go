@@ -73,8 +73,9 @@ const (
 	reasonRevoked = "not authorized"
 )
 
-// reasonPushRevoked ends a push stream of a peer that may still read: its
-// session stays.
+// reasonPushRevoked cuts off the push stream of a peer that may still
+// read but did not take in the ERROR frame saying its push was ended
+// (see serveGit); not a reason to forget the session.
 const reasonPushRevoked = "not authorized to push any more"
 
 // SessionGone reports whether err says that the node at the other end
