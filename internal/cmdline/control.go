@@ -103,6 +103,9 @@ func controlHandler(repo daemon.Repo, statusFile string, mux *commandMux) contro
 // checkPushable refuses a push the daemon would refuse: no such remote,
 // or one whose configuration is invalid.
 func checkPushable(ctx context.Context, repo daemon.Repo, remote string) error {
+	if remote == protocol.Daemon {
+		return daemon.ErrPushDaemon
+	}
 	cfg, err := gitcfg.Read(ctx, repo.Dir)
 	if err != nil {
 		return fmt.Errorf("PUSH: %w", err)

@@ -127,25 +127,92 @@ func (d *Daemon) worktreeBranches(ctx context.Context) (map[string]string, error
 }
 
 // push runs `git push <remote>` when the remote has push refspecs (or is
-// a mirror) configured, and otherwise pushes every local branch to the
-// branch of the same name: `git push <remote> refs/heads/*:refs/heads/*`.
-// Nothing is forced: a push that is not a fast-forward is rejected by git
-// and reported.
-func (d *Daemon) push(ctx context.Context, remote string, cfg *gitcfg.Config, env []string) error {
-	args := []string{"push", "--quiet", "--porcelain", remote}
-	_, hasPush := cfg.Get("remote." + remote + ".push")
-	mirror, _ := cfg.Bool("remote."+remote+".mirror", false)
-	if !hasPush && !mirror {
-		args = append(args, "refs/heads/*:refs/heads/*")
+// a mirror) configured, and otherwise pushes every local branch and tag
+// to the ref of the same name: `git push <remote> refs/heads/*:refs/heads/*
+// refs/tags/*:refs/tags/*`. Nothing is forced: a push that is not a
+// fast-forward (or would move a tag) is rejected by git and reported.
+// local is the snapshot of the local refs taken just before: the result
+// names, for each remote ref the push updated, its new object name.
+func (d *Daemon) push(ctx context.Context, remote string, cfg *gitcfg.Config, env []string, local watch.Refs) (pushResult, error) {
+	args := []string{"push", "--porcelain", remote}
+	if _, defaults := pushSpecs(remote, cfg); defaults {
+		args = append(args, defaultPushSpecs...)
 	}
 	out, err := gitexec.Output(ctx, d.repo.Dir, env, args...)
+	res := parsePushed(string(out), local)
 	if err != nil {
 		if rejected := rejectedRefs(string(out)); rejected != "" {
-			return fmt.Errorf("rejected: %s", rejected)
+			return res, fmt.Errorf("rejected: %s", rejected)
 		}
-		return err
+		return res, err
 	}
-	return nil
+	return res, nil
+}
+
+// defaultPushSpecs are pushed without remote.<name>.push: every branch
+// and tag, never forced.
+var defaultPushSpecs = []string{"refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*"}
+
+// pushSpecs returns the refspecs a push to remote uses, and whether they
+// are the defaultPushSpecs.
+func pushSpecs(remote string, cfg *gitcfg.Config) (specs gitrepo.Refspecs, defaults bool) {
+	if mirror, _ := cfg.Bool("remote."+remote+".mirror", false); mirror {
+		return gitrepo.ParseRefspecs([]string{"refs/*:refs/*"}), false
+	}
+	if specs := cfg.GetAll("remote." + remote + ".push"); len(specs) > 0 {
+		return gitrepo.ParseRefspecs(specs), false
+	}
+	return gitrepo.ParseRefspecs(defaultPushSpecs), true
+}
+
+// pushTargets returns what a push of local to remote would set each
+// remote ref it maps to (deletions cannot be foreseen), and whether the
+// push uses the defaultPushSpecs.
+func pushTargets(remote string, cfg *gitcfg.Config, local watch.Refs) (map[string]string, bool) {
+	specs, defaults := pushSpecs(remote, cfg)
+	out := map[string]string{}
+	for ref, sha := range local {
+		if dst, ok := specs.Map(ref); ok {
+			out[dst] = sha
+		}
+	}
+	return out, defaults
+}
+
+// pushResult is what a push did.
+type pushResult struct {
+	// updated maps each remote ref the push updated, or found up to
+	// date, to its object name ("" deleted).
+	updated map[string]string
+	// changed is set when the push changed any remote ref.
+	changed bool
+}
+
+// parsePushed reads `git push --porcelain` output: a line per ref,
+// "<flag>\t<src>:<dst>\t<summary>", flag ' ' fast-forward, '+' forced,
+// '-' deleted, '*' new, '=' up to date, '!' rejected.
+func parsePushed(out string, local watch.Refs) pushResult {
+	res := pushResult{updated: map[string]string{}}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) < 3 || len(f[0]) != 1 {
+			continue
+		}
+		src, dst, ok := strings.Cut(f[1], ":")
+		if !ok {
+			continue
+		}
+		switch f[0] {
+		case "-":
+			res.updated[dst], res.changed = "", true
+		case " ", "+", "*", "=":
+			if sha, ok := local[src]; ok {
+				res.updated[dst] = sha
+			}
+			res.changed = res.changed || f[0] != "="
+		}
+	}
+	return res
 }
 
 // rejectedRefs extracts the refused refs from `git push --porcelain`

@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -84,6 +85,7 @@ type Daemon struct {
 
 	pullTurn chan struct{} // one pull at a time moves local branches: hold by sending
 	pushes   pushQueue
+	reported reported // the ERRORs emitted, once per cause
 	cfg      atomic.Pointer[gitcfg.Config]
 
 	// mu is held by the command loop only; runners never take it, so the
@@ -186,6 +188,8 @@ func (d *Daemon) handle(m protocol.Message) {
 	case protocol.Push:
 		rc, ok := d.remote(m.Remote)
 		switch {
+		case m.Remote == protocol.Daemon:
+			d.emit(protocol.Error{Remote: protocol.Daemon, Text: ErrPushDaemon.Error()})
 		case !ok:
 			d.emit(protocol.Error{Remote: m.Remote, Text: "PUSH: no such remote"})
 		case rc.Err != nil:
@@ -199,6 +203,10 @@ func (d *Daemon) handle(m protocol.Message) {
 		d.emit(protocol.Error{Remote: protocol.Daemon, Text: fmt.Sprintf("%s is not a command", m.Verb())})
 	}
 }
+
+// ErrPushDaemon answers `PUSH *`: `*` is the name the protocol gives the
+// daemon itself, never a remote's.
+var ErrPushDaemon = errors.New("PUSH: * is not a remote: PUSH takes the name of a remote")
 
 // remote returns the configuration of the named remote.
 func (d *Daemon) remote(name string) (gitcfg.Remote, bool) {
@@ -251,6 +259,9 @@ func (d *Daemon) startLocked(rc gitcfg.Remote) {
 func (d *Daemon) reloadLocked() {
 	cfg, err := gitcfg.Read(d.ctx, d.repo.Dir)
 	if err != nil {
+		if d.ctx.Err() != nil {
+			return // the daemon is stopping: no error of anyone's
+		}
 		d.emit(protocol.Error{Remote: protocol.Daemon, Text: "RELOAD: " + err.Error()})
 		return
 	}
@@ -270,6 +281,7 @@ func (d *Daemon) reloadLocked() {
 			delete(d.runners, name)
 			d.pushes.drop(name)
 			d.book.remove(name)
+			d.reported.forget(name)
 			forgetKnown(d.repo.CommonDir, name)
 		case globalChanged || !r.cfg.Equal(rc):
 			r.stop()
@@ -308,7 +320,7 @@ func (d *Daemon) configureLocked(cfg *gitcfg.Config) {
 	if d.opts.Configure == nil {
 		return
 	}
-	if err := d.opts.Configure(d.ctx, cfg); err != nil {
+	if err := d.opts.Configure(d.ctx, cfg); err != nil && d.ctx.Err() == nil {
 		d.emit(protocol.Error{Remote: protocol.Daemon, Text: err.Error()})
 	}
 }

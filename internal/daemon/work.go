@@ -1,0 +1,242 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
+	"github.com/git-remote-daemon/git-remote-daemon/protocol"
+	"github.com/git-remote-daemon/git-remote-daemon/watch"
+)
+
+// work performs the actions and pushes, one at a time, coalescing
+// requests that arrive meanwhile. A failed action or push (a full disk,
+// a remote that refused) is tried again after a backoff, and at once on
+// RESUME or RELOAD (kickNow), until it succeeds; its ERROR is emitted
+// once per cause, and `status` shows it until then.
+func (r *runner) work(ctx context.Context) {
+	b := r.d.newBackoff()
+	var retry <-chan time.Time // armed while something failed
+	pushFailed := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		case <-retry:
+		case <-r.again:
+			b.Reset()
+		}
+		retry = nil
+		failed := false
+		for ctx.Err() == nil && !failed {
+			r.mu.Lock()
+			req := r.pending
+			r.pending = nil
+			canPush := !r.watched || r.connected
+			r.mu.Unlock()
+			if req != nil {
+				if !r.act(ctx, req) {
+					r.requeue(req)
+					failed = true
+				}
+				continue
+			}
+			if canPush && (r.d.pushes.take(r.cfg.Name) || pushFailed) {
+				pushFailed = !r.push(ctx)
+				failed = pushFailed
+				continue
+			}
+			break
+		}
+		if failed && ctx.Err() == nil {
+			wait := b.Next()
+			r.d.log.Info("retrying", "remote", r.cfg.Name, "in", wait.Round(time.Millisecond))
+			retry = r.d.clock.After(wait)
+		} else if !failed {
+			b.Reset()
+		}
+	}
+}
+
+// requeue puts back a request whose action failed, under any that came
+// since: the newer refs win, the environments of both are kept (the
+// failed one's first).
+func (r *runner) requeue(req *actionReq) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if newer := r.pending; newer != nil {
+		req.refs = newer.refs
+		req.prune = req.prune || newer.prune
+		for _, env := range newer.envs {
+			req.addEnv(env)
+		}
+	}
+	r.pending = req
+}
+
+// act performs the remote's daemonAction, and remembers the refs acted on
+// once it succeeded. It reports whether it did.
+func (r *runner) act(ctx context.Context, req *actionReq) bool {
+	name := r.cfg.Name
+	fail := func(what string, err error) bool {
+		if ctx.Err() == nil {
+			r.reportError(what, what+" failed: "+err.Error())
+		}
+		return false
+	}
+	switch r.cfg.Action {
+	case gitcfg.ActionFetch, gitcfg.ActionPull:
+		envs := req.envs
+		if len(envs) == 0 {
+			envs = [][]string{nil}
+		}
+		for _, env := range envs {
+			if err := r.d.fetch(ctx, name, req.prune, env); err != nil {
+				return fail("fetch", err)
+			}
+		}
+		r.d.reported.clear(name, "fetch")
+	}
+	if err := saveKnown(r.d.repo.CommonDir, name, req.refs); err != nil {
+		r.d.log.Warn("cannot save state", "remote", name, "err", err)
+	}
+	switch r.cfg.Action {
+	case gitcfg.ActionFetch:
+		r.d.emit(protocol.Status{Remote: name, Text: "fetched"})
+	case gitcfg.ActionPull:
+		select { // one pull at a time; stopping the runner ends the wait
+		case r.d.pullTurn <- struct{}{}:
+		case <-ctx.Done():
+			return false
+		}
+		results, err := r.d.pull(ctx, r.cfg, r.d.config())
+		<-r.d.pullTurn
+		var moved []string
+		for _, p := range results {
+			if p.diverged {
+				r.reportError("diverged "+p.branch, fmt.Sprintf("branch %s has diverged from %s (%.10s vs %.10s): not merged", p.branch, name, p.from, p.to))
+			} else {
+				r.d.reported.clear(name, "diverged "+p.branch)
+				moved = append(moved, fmt.Sprintf("%s %.10s..%.10s", p.branch, p.from, p.to))
+			}
+		}
+		if err != nil {
+			fail("pull", err)
+		}
+		text := "fetched"
+		if len(moved) > 0 {
+			text = "fetched; fast-forwarded " + strings.Join(moved, ", ")
+		}
+		r.d.emit(protocol.Status{Remote: name, Text: text})
+		if err != nil {
+			return false
+		}
+		r.d.reported.clear(name, "pull")
+	}
+	return true
+}
+
+// push pushes to the remote and reports whether it succeeded. The refs it
+// updates on the remote are what the daemon knows of them from then on:
+// the watcher seeing them change is no CHANGED, and nothing is fetched
+// back.
+func (r *runner) push(ctx context.Context) bool {
+	name := r.cfg.Name
+	cfg := r.d.config()
+	local, err := watch.Snapshot(ctx, r.d.repo.CommonDir)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.reportError("push", "push failed: "+err.Error())
+		}
+		return false
+	}
+	expect, defaults := pushTargets(name, cfg, local)
+	if len(expect) == 0 && defaults { // no branch nor tag yet: git would fail
+		r.d.reported.clear(name, "push")
+		r.d.emit(protocol.Status{Remote: name, Text: "up to date"})
+		return true
+	}
+	r.mu.Lock()
+	r.expect = expect
+	r.mu.Unlock()
+	res, err := r.d.push(ctx, name, cfg, r.gitEnv(), local)
+	r.ownPush(res.updated)
+	if err != nil {
+		if ctx.Err() != nil {
+			r.d.pushes.request(name) // interrupted by PAUSE: push after RESUME
+			return true
+		}
+		r.reportError("push", "push failed: "+err.Error())
+		return false
+	}
+	r.d.reported.clear(name, "push")
+	text := "up to date"
+	if res.changed {
+		text = "pushed"
+	}
+	r.d.emit(protocol.Status{Remote: name, Text: text})
+	return true
+}
+
+// notOwn leaves out of changes those the running push makes. Called with
+// r.mu held.
+func (r *runner) notOwn(changes []watch.Change) []watch.Change {
+	if len(r.expect) == 0 {
+		return changes
+	}
+	out := changes[:0:0]
+	for _, c := range changes {
+		if sha, ok := r.expect[c.Ref]; ok && sha == c.New {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// ownPush records the refs a push updated (ref -> new object name, ""
+// deleted) as the remote's refs the daemon knows, in memory and in its
+// state, and ends the wait for the watcher to see them.
+func (r *runner) ownPush(updated map[string]string) {
+	r.mu.Lock()
+	r.expect = nil
+	if len(updated) > 0 {
+		if r.seen != nil {
+			r.seen = withRefs(r.seen, updated)
+		}
+		if r.pending != nil {
+			r.pending.refs = withRefs(r.pending.refs, updated)
+		}
+	}
+	r.mu.Unlock()
+	if len(updated) == 0 {
+		return
+	}
+	known, ok, err := loadKnown(r.d.repo.CommonDir, r.cfg.Name)
+	if err != nil || !ok {
+		return // derived from the remote-tracking refs, which git push updated
+	}
+	if err := saveKnown(r.d.repo.CommonDir, r.cfg.Name, withRefs(known, updated)); err != nil {
+		r.d.log.Warn("cannot save state", "remote", r.cfg.Name, "err", err)
+	}
+}
+
+// withRefs returns a copy of refs with updated applied.
+func withRefs(refs watch.Refs, updated map[string]string) watch.Refs {
+	out := maps.Clone(refs)
+	if out == nil {
+		out = watch.Refs{}
+	}
+	for ref, sha := range updated {
+		if sha == "" {
+			delete(out, ref)
+		} else {
+			out[ref] = sha
+		}
+	}
+	return out
+}
