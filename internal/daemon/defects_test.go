@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/git-remote-daemon/git-remote-daemon/internal/transport"
 	"github.com/git-remote-daemon/git-remote-daemon/protocol"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
 )
@@ -139,4 +140,17 @@ func TestErrorOnceAcrossResume(t *testing.T) {
 	h.out.exactly(t, 1, "ERROR a refused")
 	h.dialer.next(t, "a").first(t, watch.Refs{}) // connected: the next failure is news
 	h.out.await(t, 1, "CONNECTED a")
+}
+
+// A transient state of the remote is a STATUS saying what the daemon
+// waits for, once per cause, and no ERROR.
+func TestTransientIsStatus(t *testing.T) {
+	h := newHarness(t, noneRemote("a")...)
+	waiting := &transport.Transient{Err: errors.New("channel error from peer: this node serves no repository"), Waiting: "the peer's daemon is not running"}
+	for range 3 {
+		h.dialer.next(t, "a").fail(t, waiting)
+		h.clock.Advance(h.clock.nextWait(t))
+	}
+	h.out.exactly(t, 1, "STATUS a waiting: the peer's daemon is not running")
+	h.out.exactly(t, 0, "ERROR .*")
 }

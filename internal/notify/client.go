@@ -69,7 +69,7 @@ func NewClient(r io.Reader, w io.Writer) (*Client, error) {
 	for {
 		line, err := pr.ReadLine()
 		if err != nil && !errors.Is(err, protocol.ErrLineTooLong) {
-			return nil, fmt.Errorf("%w before the stream ended (%v); it said: %q", ErrNoBanner, err, strings.Join(noise, " | "))
+			return nil, fmt.Errorf("%w before the stream ended (%w); it said: %q", ErrNoBanner, err, strings.Join(noise, " | "))
 		}
 		if v, ok := ParseBanner(line); ok {
 			if v != Version {
