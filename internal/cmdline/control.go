@@ -2,10 +2,12 @@ package cmdline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -25,6 +27,21 @@ type commandMux struct {
 	out     chan protocol.Message
 	in      chan protocol.Message
 	stopped chan struct{}
+	// status is the running daemon's live status, once it runs.
+	status atomic.Pointer[func() daemon.Report]
+}
+
+// setStatus makes fn the daemon's live status, answered on the control
+// socket (`git-remote-daemon status` asks it).
+func (x *commandMux) setStatus(fn func() daemon.Report) { x.status.Store(&fn) }
+
+// report returns the live status; ok is false before the daemon runs.
+func (x *commandMux) report() (daemon.Report, bool) {
+	fn := x.status.Load()
+	if fn == nil {
+		return daemon.Report{}, false
+	}
+	return (*fn)(), true
 }
 
 func newCommandMux() *commandMux {
@@ -92,9 +109,9 @@ func controlHandler(repo daemon.Repo, statusFile string, mux *commandMux) contro
 		}
 		switch m.(type) {
 		case protocol.Pause:
-			return waitPaused(ctx, statusFile, true)
+			return waitPaused(ctx, mux, statusFile, true)
 		case protocol.Resume:
-			return waitPaused(ctx, statusFile, false)
+			return waitPaused(ctx, mux, statusFile, false)
 		}
 		return nil
 	}
@@ -127,12 +144,15 @@ func checkPushable(ctx context.Context, repo daemon.Repo, remote string) error {
 // failing.
 const pausedConfirm = 5 * time.Second
 
-func waitPaused(ctx context.Context, statusFile string, want bool) error {
+func waitPaused(ctx context.Context, mux *commandMux, statusFile string, want bool) error {
 	ctx, cancel := context.WithTimeout(ctx, pausedConfirm)
 	defer cancel()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		if rep, ok := mux.report(); ok && rep.Paused == want {
+			return nil
+		}
 		if rep, err := daemon.ReadReport(statusFile); err == nil && rep.Paused == want {
 			return nil
 		}
@@ -153,6 +173,13 @@ func startControl(ctx context.Context, paths background.Paths, repo daemon.Repo,
 		log.Warn("no control socket: `git-remote-daemon pause|resume|reload|push` will not reach this daemon", "err", err)
 		return func() {}
 	}
+	srv.SetStatus(func() ([]byte, error) {
+		rep, ok := mux.report()
+		if !ok {
+			return nil, errors.New("the daemon is starting: no status yet")
+		}
+		return json.Marshal(rep)
+	})
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

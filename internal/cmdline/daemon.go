@@ -199,6 +199,7 @@ func runForeground(c *cli.Context) error {
 		return cli.Exit(err.Error(), 1)
 	}
 	defer closeHub()
+	mux.setStatus(d.Status)
 	go mux.run(ctx, daemon.ReadCommands(ctx, c.App.Reader, out))
 	return d.Serve(ctx, mux.out)
 }
@@ -254,6 +255,7 @@ func runService(c *cli.Context) error {
 		return cli.Exit(err.Error(), 1)
 	}
 	defer closeHub()
+	mux.setStatus(d.Status)
 	go mux.run(ctx, nil)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -133,6 +133,14 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	return d, nil
 }
 
+// Status returns the daemon's live status: what the status file says
+// when it could be written.
+func (d *Daemon) Status() Report {
+	d.book.mu.Lock()
+	defer d.book.mu.Unlock()
+	return d.book.snapshot()
+}
+
 // Repo returns the repository the daemon runs in.
 func (d *Daemon) Repo() Repo { return d.repo }
 
