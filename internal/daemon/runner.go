@@ -35,6 +35,7 @@ type runner struct {
 	connectedAt time.Time
 	seen        watch.Refs // the remote's refs as last reported
 	pending     *actionReq // a change not acted on yet
+	held        *actionReq // a change whose action failed, to try again
 	// expect holds, while a push runs, the object name each ref it
 	// pushes to gets ("" deleted): the watcher seeing them is no change.
 	expect map[string]string

@@ -14,68 +14,83 @@ import (
 
 // work performs the actions and pushes, one at a time, coalescing
 // requests that arrive meanwhile. A failed action or push (a full disk,
-// a remote that refused) is tried again after a backoff, and at once on
-// RESUME or RELOAD (kickNow), until it succeeds; its ERROR is emitted
-// once per cause, and `status` shows it until then.
+// a remote that refused) is held and tried again after a backoff, at
+// once on RESUME or RELOAD (kickNow), and with the next change or push
+// request, until it succeeds; its ERROR is emitted once per cause, and
+// `status` shows it until then.
 func (r *runner) work(ctx context.Context) {
+	name := r.cfg.Name
 	b := r.d.newBackoff()
 	var retry <-chan time.Time // armed while something failed
-	pushFailed := false
+	pushHeld := false
 	for {
+		retrying := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.wake:
 		case <-retry:
+			retrying = true
 		case <-r.again:
+			retrying = true
 			b.Reset()
 		}
-		retry = nil
 		failed := false
 		for ctx.Err() == nil && !failed {
 			r.mu.Lock()
 			req := r.pending
 			r.pending = nil
+			if r.held != nil && (req != nil || retrying) {
+				req = r.held.merge(req)
+				r.held = nil
+			}
 			canPush := !r.watched || r.connected
 			r.mu.Unlock()
 			if req != nil {
 				if !r.act(ctx, req) {
-					r.requeue(req)
+					r.mu.Lock()
+					r.held = req.merge(r.held) // PAUSE may have come: kept for nothing
+					r.mu.Unlock()
 					failed = true
 				}
 				continue
 			}
-			if canPush && (r.d.pushes.take(r.cfg.Name) || pushFailed) {
-				pushFailed = !r.push(ctx)
-				failed = pushFailed
+			if canPush && (r.d.pushes.take(name) || pushHeld && retrying) {
+				pushHeld = !r.push(ctx)
+				failed = pushHeld
 				continue
 			}
 			break
 		}
-		if failed && ctx.Err() == nil {
+		r.mu.Lock()
+		held := r.held != nil || pushHeld
+		r.mu.Unlock()
+		switch {
+		case failed && ctx.Err() == nil:
 			wait := b.Next()
-			r.d.log.Info("retrying", "remote", r.cfg.Name, "in", wait.Round(time.Millisecond))
+			r.d.log.Info("retrying", "remote", name, "in", wait.Round(time.Millisecond))
 			retry = r.d.clock.After(wait)
-		} else if !failed {
+		case !held:
+			retry = nil
 			b.Reset()
 		}
 	}
 }
 
-// requeue puts back a request whose action failed, under any that came
-// since: the newer refs win, the environments of both are kept (the
-// failed one's first).
-func (r *runner) requeue(req *actionReq) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if newer := r.pending; newer != nil {
-		req.refs = newer.refs
-		req.prune = req.prune || newer.prune
-		for _, env := range newer.envs {
-			req.addEnv(env)
+// merge returns a with the newer request b coalesced into it: b's refs
+// win, the environments of both are kept (a's first).
+func (a *actionReq) merge(b *actionReq) *actionReq {
+	if a == nil {
+		return b
+	}
+	if b != nil {
+		a.refs = b.refs
+		a.prune = a.prune || b.prune
+		for _, env := range b.envs {
+			a.addEnv(env)
 		}
 	}
-	r.pending = req
+	return a
 }
 
 // act performs the remote's daemonAction, and remembers the refs acted on
@@ -208,8 +223,10 @@ func (r *runner) ownPush(updated map[string]string) {
 		if r.seen != nil {
 			r.seen = withRefs(r.seen, updated)
 		}
-		if r.pending != nil {
-			r.pending.refs = withRefs(r.pending.refs, updated)
+		for _, req := range []*actionReq{r.pending, r.held} {
+			if req != nil {
+				req.refs = withRefs(req.refs, updated)
+			}
 		}
 	}
 	r.mu.Unlock()
