@@ -87,3 +87,16 @@ func TestFailedPushRetried(t *testing.T) {
 	h.out.await(t, 1, "STATUS origin pushed")
 	h.out.exactly(t, 1, "ERROR .*")
 }
+
+// Other work for the runner (a push) does not retry a failed fetch ahead
+// of its backoff.
+func TestFailedFetchWaitsItsTurn(t *testing.T) {
+	h, _, _, makeUp := retryHarness(t)
+	d := h.clock.nextWait(t)
+	makeUp()
+	h.do(protocol.Push{Remote: "origin"})
+	h.out.await(t, 1, "STATUS origin up to date")
+	h.out.exactly(t, 0, "STATUS origin fetched")
+	h.clock.Advance(d)
+	h.out.await(t, 1, "STATUS origin fetched")
+}
