@@ -203,7 +203,7 @@ func (d *Daemon) handle(m protocol.Message) {
 		case rc.Err != nil:
 			d.emit(protocol.Error{Remote: m.Remote, Text: "PUSH: " + rc.Err.Error()})
 		default:
-			d.pushes.request(m.Remote)
+			d.pushes.ask(m.Remote)
 		}
 	case protocol.Reload:
 		d.reloadLocked()
@@ -370,17 +370,23 @@ func (d *Daemon) config() *gitcfg.Config { return d.cfg.Load() }
 // before a push starts coalesce into that one push.
 type pushQueue struct {
 	mu      sync.Mutex
-	pending map[string]bool
+	pending map[string]bool // remote -> asked by a PUSH command
 	wakers  map[string]func()
 }
 
 // request marks a push to remote as wanted and wakes its runner.
-func (q *pushQueue) request(remote string) {
+func (q *pushQueue) request(remote string) { q.add(remote, false) }
+
+// ask is request for a PUSH command, which is answered whatever the
+// outcome: a failure the same as the last is reported again.
+func (q *pushQueue) ask(remote string) { q.add(remote, true) }
+
+func (q *pushQueue) add(remote string, asked bool) {
 	q.mu.Lock()
 	if q.pending == nil {
 		q.pending = map[string]bool{}
 	}
-	q.pending[remote] = true
+	q.pending[remote] = q.pending[remote] || asked
 	wake := q.wakers[remote]
 	q.mu.Unlock()
 	if wake != nil {
@@ -388,13 +394,14 @@ func (q *pushQueue) request(remote string) {
 	}
 }
 
-// take clears and returns the pending request of a remote.
-func (q *pushQueue) take(remote string) bool {
+// take clears and returns the pending request of a remote, and whether
+// a PUSH command asked for it.
+func (q *pushQueue) take(remote string) (want, asked bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	p := q.pending[remote]
+	asked, want = q.pending[remote]
 	delete(q.pending, remote)
-	return p
+	return want, asked
 }
 
 func (q *pushQueue) drop(remote string) {

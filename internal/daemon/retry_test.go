@@ -100,3 +100,18 @@ func TestFailedFetchWaitsItsTurn(t *testing.T) {
 	h.clock.Advance(d)
 	h.out.await(t, 1, "STATUS origin fetched")
 }
+
+// Each PUSH command is answered, also when it fails as the last did; the
+// retries by backoff say nothing new.
+func TestPushCommandAlwaysAnswered(t *testing.T) {
+	up := t.TempDir() + "/up.git"
+	h := newHarness(t, "remote.origin.url "+up, "remote.origin.daemonAction none", "remote.origin.daemonWatch false")
+	commit(t, h.dir, "one")
+	h.do(protocol.Push{Remote: "origin"})
+	h.out.await(t, 1, "ERROR origin push failed: .*")
+	h.clock.Advance(h.clock.nextWait(t))
+	h.clock.nextWait(t) // the retry failed: quietly
+	h.out.exactly(t, 1, "ERROR .*")
+	h.do(protocol.Push{Remote: "origin"})
+	h.out.await(t, 2, "ERROR origin push failed: .*")
+}

@@ -22,7 +22,7 @@ func (r *runner) work(ctx context.Context) {
 	name := r.cfg.Name
 	b := r.d.newBackoff()
 	var retry <-chan time.Time // armed while something failed
-	pushHeld := false
+	pushHeld, pushDue := false, false
 	for {
 		retrying := false
 		select {
@@ -55,8 +55,13 @@ func (r *runner) work(ctx context.Context) {
 				}
 				continue
 			}
-			if canPush && (r.d.pushes.take(name) || pushHeld && retrying) {
-				pushHeld = !r.push(ctx)
+			if !canPush { // disconnected: the failed push is due at connect
+				pushDue = pushDue || pushHeld && retrying
+				break
+			}
+			if want, asked := r.d.pushes.take(name); want || pushHeld && (retrying || pushDue) {
+				pushDue = false
+				pushHeld = !r.push(ctx, asked)
 				failed = pushHeld
 				continue
 			}
@@ -155,19 +160,29 @@ func (r *runner) act(ctx context.Context, req *actionReq) bool {
 	return true
 }
 
-// push pushes to the remote and reports whether it succeeded. The refs it
+// push pushes to the remote and reports whether it succeeded; asked says
+// a PUSH command asked for it, which gets its answer even when the last
+// push failed the same way. The refs it
 // updates on the remote are what the daemon knows of them from then on:
 // the watcher seeing them change is no CHANGED, and nothing is fetched
 // back.
-func (r *runner) push(ctx context.Context) bool {
+func (r *runner) push(ctx context.Context, asked bool) bool {
 	name := r.cfg.Name
 	cfg := r.d.config()
-	local, err := watch.Snapshot(ctx, r.d.repo.CommonDir)
-	if err != nil {
-		if ctx.Err() == nil {
-			r.reportError("push", "push failed: "+err.Error())
+	fail := func(err error) bool {
+		m := protocol.Error{Remote: name, Text: "push failed: " + err.Error()}
+		if r.d.reported.first(r.cfg, "push", m.String()) || asked {
+			r.d.emit(m)
 		}
 		return false
+	}
+	local, err := watch.Snapshot(ctx, r.d.repo.CommonDir)
+	if err != nil {
+		if ctx.Err() != nil {
+			r.d.pushes.add(name, asked)
+			return true
+		}
+		return fail(err)
 	}
 	expect, defaults := pushTargets(name, cfg, local)
 	if len(expect) == 0 && defaults { // no branch nor tag yet: git would fail
@@ -182,11 +197,10 @@ func (r *runner) push(ctx context.Context) bool {
 	r.ownPush(res.updated)
 	if err != nil {
 		if ctx.Err() != nil {
-			r.d.pushes.request(name) // interrupted by PAUSE: push after RESUME
+			r.d.pushes.add(name, asked) // interrupted by PAUSE: push after RESUME
 			return true
 		}
-		r.reportError("push", "push failed: "+err.Error())
-		return false
+		return fail(err)
 	}
 	r.d.reported.clear(name, "push")
 	text := "up to date"
