@@ -199,7 +199,7 @@ func parsePushed(out string, local watch.Refs) pushResult {
 			continue
 		}
 		src, dst, ok := strings.Cut(f[1], ":")
-		if !ok {
+		if !ok || dst == "" {
 			continue
 		}
 		switch f[0] {
