@@ -3,11 +3,13 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitexec"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitrepo"
+	"github.com/git-remote-daemon/git-remote-daemon/protocol"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
 )
 
@@ -135,8 +137,8 @@ func (d *Daemon) worktreeBranches(ctx context.Context) (map[string]string, error
 // names, for each remote ref the push updated, its new object name.
 func (d *Daemon) push(ctx context.Context, remote string, cfg *gitcfg.Config, env []string, local watch.Refs) (pushResult, error) {
 	args := []string{"push", "--porcelain", remote}
-	if _, defaults := pushSpecs(remote, cfg); defaults {
-		args = append(args, defaultPushSpecs...)
+	if targets, defaults := pushTargets(remote, cfg, local); defaults {
+		args = append(args, exactSpecs(targets)...)
 	}
 	out, err := gitexec.Output(ctx, d.repo.Dir, env, args...)
 	res := parsePushed(string(out), local)
@@ -179,6 +181,27 @@ func pushTargets(remote string, cfg *gitcfg.Config, local watch.Refs) (map[strin
 	return out, defaults
 }
 
+// maxExactSpecs bounds the refspecs given to one git push: beyond, the
+// wildcards go, and a ref changed while the push starts may be taken.
+const maxExactSpecs = 2000
+
+// exactSpecs turns the default push of every branch and tag into one
+// "<object name>:<ref>" refspec per ref, so that the push carries exactly
+// the snapshot the daemon expects to see on the remote: a branch or tag
+// made meanwhile waits for the next push rather than coming back as a
+// change of the remote.
+func exactSpecs(targets map[string]string) []string {
+	if len(targets) > maxExactSpecs {
+		return defaultPushSpecs
+	}
+	specs := make([]string, 0, len(targets))
+	for ref, sha := range targets {
+		specs = append(specs, sha+":"+ref)
+	}
+	sort.Strings(specs)
+	return specs
+}
+
 // pushResult is what a push did.
 type pushResult struct {
 	// updated maps each remote ref the push updated, or found up to
@@ -206,7 +229,9 @@ func parsePushed(out string, local watch.Refs) pushResult {
 		case "-":
 			res.updated[dst], res.changed = "", true
 		case " ", "+", "*", "=":
-			if sha, ok := local[src]; ok {
+			if protocol.IsObjectName(src) {
+				res.updated[dst] = src
+			} else if sha, ok := local[src]; ok {
 				res.updated[dst] = sha
 			}
 			res.changed = res.changed || f[0] != "="
@@ -216,13 +241,17 @@ func parsePushed(out string, local watch.Refs) pushResult {
 }
 
 // rejectedRefs extracts the refused refs from `git push --porcelain`
-// output ("!\trefs/heads/a:refs/heads/a\t[rejected] (fetch first)").
+// output ("!\t<src>:refs/heads/a\t[rejected] (fetch first)"), by the
+// name they have on the remote.
 func rejectedRefs(out string) string {
 	var r []string
 	for _, line := range strings.Split(out, "\n") {
 		if f := strings.Split(line, "\t"); len(f) >= 3 && f[0] == "!" {
-			src, _, _ := strings.Cut(f[1], ":")
-			r = append(r, strings.TrimPrefix(src, "refs/heads/")+" "+f[2])
+			src, dst, _ := strings.Cut(f[1], ":")
+			if dst == "" {
+				dst = src
+			}
+			r = append(r, strings.TrimPrefix(dst, "refs/heads/")+" "+f[2])
 		}
 	}
 	return strings.Join(r, ", ")

@@ -17,6 +17,7 @@ func TestParsePushed(t *testing.T) {
 			pushResult{updated: map[string]string{"refs/heads/main": sha(1), "refs/tags/v1": sha(3)}}},
 		{"To ../up.git\n \trefs/heads/main:refs/heads/main\t59ea8c7..07f795e\n*\trefs/heads/x:refs/heads/y\t[new branch]\n-\t:refs/heads/old\t[deleted]\n!\trefs/tags/v1:refs/tags/v1\t[rejected] (already exists)\nDone\n",
 			pushResult{updated: map[string]string{"refs/heads/main": sha(1), "refs/heads/y": sha(2), "refs/heads/old": ""}, changed: true}},
+		{"*\t" + sha(9) + ":refs/tags/v9\t[new tag]\n", pushResult{updated: map[string]string{"refs/tags/v9": sha(9)}, changed: true}},
 		{"", pushResult{updated: map[string]string{}}},
 	} {
 		if got := parsePushed(c.out, local); !reflect.DeepEqual(got, c.want) {
