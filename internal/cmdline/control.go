@@ -2,10 +2,12 @@ package cmdline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -26,6 +28,21 @@ type commandMux struct {
 	out     chan protocol.Message
 	in      chan protocol.Message
 	stopped chan struct{}
+	// status is the running daemon's live status, once it runs.
+	status atomic.Pointer[func() daemon.Report]
+}
+
+// setStatus makes fn the daemon's live status, answered on the control
+// socket (`git-remote-daemon status` asks it).
+func (x *commandMux) setStatus(fn func() daemon.Report) { x.status.Store(&fn) }
+
+// report returns the live status; ok is false before the daemon runs.
+func (x *commandMux) report() (daemon.Report, bool) {
+	fn := x.status.Load()
+	if fn == nil {
+		return daemon.Report{}, false
+	}
+	return (*fn)(), true
 }
 
 func newCommandMux() *commandMux {
@@ -93,9 +110,9 @@ func controlHandler(repo daemon.Repo, statusFile string, mux *commandMux) contro
 		}
 		switch m.(type) {
 		case protocol.Pause:
-			return waitPaused(ctx, statusFile, true)
+			return waitPaused(ctx, mux, statusFile, true)
 		case protocol.Resume:
-			return waitPaused(ctx, statusFile, false)
+			return waitPaused(ctx, mux, statusFile, false)
 		}
 		return nil
 	}
@@ -104,6 +121,9 @@ func controlHandler(repo daemon.Repo, statusFile string, mux *commandMux) contro
 // checkPushable refuses a push the daemon would refuse: no such remote,
 // or one whose configuration is invalid.
 func checkPushable(ctx context.Context, repo daemon.Repo, remote string) error {
+	if remote == protocol.Daemon {
+		return daemon.ErrPushDaemon
+	}
 	cfg, err := gitcfg.Read(ctx, repo.Dir)
 	if err != nil {
 		return fmt.Errorf("PUSH: %w", err)
@@ -125,12 +145,15 @@ func checkPushable(ctx context.Context, repo daemon.Repo, remote string) error {
 // failing.
 const pausedConfirm = 5 * time.Second
 
-func waitPaused(ctx context.Context, statusFile string, want bool) error {
+func waitPaused(ctx context.Context, mux *commandMux, statusFile string, want bool) error {
 	ctx, cancel := context.WithTimeout(ctx, pausedConfirm)
 	defer cancel()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		if rep, ok := mux.report(); ok && rep.Paused == want {
+			return nil
+		}
 		if rep, err := daemon.ReadReport(statusFile); err == nil && rep.Paused == want {
 			return nil
 		}
@@ -146,23 +169,36 @@ func waitPaused(ctx context.Context, statusFile string, want bool) error {
 // adds its server to sup, which serves it until the program stops. A
 // socket that cannot be opened is logged: the daemon runs without it.
 func addControl(sup *supervise.Supervisor, paths background.Paths, repo daemon.Repo, mux *commandMux, log *slog.Logger) {
-	srv, err := control.Listen(paths.Control, log)
+	open := func() (*control.Server, error) {
+		srv, err := control.Listen(paths.Control, log)
+		if err != nil {
+			return nil, err
+		}
+		srv.SetStatus(func() ([]byte, error) {
+			rep, ok := mux.report()
+			if !ok {
+				return nil, errors.New("the daemon is starting: no status yet")
+			}
+			return json.Marshal(rep)
+		})
+		return srv, nil
+	}
+	first, err := open() // now, so that a command sent while the daemon starts waits
 	if err != nil {
 		log.Warn("no control socket: `git-remote-daemon pause|resume|reload|push` will not reach this daemon", "err", err)
 		return
 	}
-	first := srv // opened now, so that a command sent while the daemon starts waits
 	sup.Add("control socket", supervise.Func(func(ctx context.Context) error {
-		s := first
+		srv := first
 		first = nil
-		if s == nil { // restarted after a failure: open it again
+		if srv == nil { // restarted after a failure: open it again
 			var err error
-			if s, err = control.Listen(paths.Control, log); err != nil {
+			if srv, err = open(); err != nil {
 				return err
 			}
 		}
-		defer s.Close()
-		return s.Serve(ctx, controlHandler(repo, paths.Status, mux))
+		defer srv.Close()
+		return srv.Serve(ctx, controlHandler(repo, paths.Status, mux))
 	}))
 }
 

@@ -221,6 +221,7 @@ func runForeground(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
+	mux.setStatus(d.Status)
 	stdin := daemon.ReadCommands(ctx, c.App.Reader, out)
 	sup.Add("commands", supervise.Func(func(ctx context.Context) error { mux.run(ctx, stdin); return nil }))
 	return run(ctx, sup, d, mux.out)
@@ -277,6 +278,7 @@ func runService(c *cli.Context) error {
 		background.Ready("error: " + err.Error())
 		return cli.Exit(err.Error(), 1)
 	}
+	mux.setStatus(d.Status)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -1,6 +1,8 @@
 package cmdline
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/git-remote-daemon/git-remote-daemon/internal/background"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/control"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/daemon"
 )
 
@@ -49,9 +52,12 @@ func statusCmd(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	rep, err := daemon.ReadReport(p.Status)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return cli.Exit(err.Error(), 1)
+	rep, err := liveReport(c.Context, p)
+	if err != nil { // a daemon without a control socket: its status file
+		rep, err = daemon.ReadReport(p.Status)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return cli.Exit(err.Error(), 1)
+		}
 	}
 	if rep.PID != info.PID { // none yet, or the last daemon's
 		rep = daemon.Report{PID: info.PID}
@@ -81,4 +87,25 @@ func statusCmd(c *cli.Context) error {
 		return cli.Exit(err.Error(), 1)
 	}
 	return nil
+}
+
+// liveAnswer bounds the wait for the daemon's live status: it answers at
+// once, unless it is stuck.
+const liveAnswer = 2 * time.Second
+
+// liveReport asks the running daemon for its status over its control
+// socket: unlike the status file it is right even when the daemon cannot
+// write (a full disk).
+func liveReport(ctx context.Context, p background.Paths) (daemon.Report, error) {
+	ctx, cancel := context.WithTimeout(ctx, liveAnswer)
+	defer cancel()
+	var rep daemon.Report
+	data, err := control.QueryStatus(ctx, p.Control)
+	if err != nil {
+		return rep, err
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		return rep, fmt.Errorf("live status: %w", err)
+	}
+	return rep, nil
 }

@@ -27,6 +27,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -55,6 +56,8 @@ type Server struct {
 	path string
 	log  *slog.Logger
 	wg   sync.WaitGroup
+	// status answers the Query line (see SetStatus).
+	status atomic.Pointer[func() ([]byte, error)]
 }
 
 // Listen creates the control socket at path, replacing a socket left by a
@@ -148,6 +151,8 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, h Handler) {
 			reply = protocol.Error{Remote: protocol.Daemon, Text: err.Error()}
 		case err != nil:
 			return // EOF, idle or broken: the client is done
+		case line == Query:
+			reply = s.answerQuery()
 		default:
 			reply = answer(ctx, line, r.Line(), h)
 		}

@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -85,6 +86,7 @@ type Daemon struct {
 
 	pullTurn chan struct{} // one pull at a time moves local branches: hold by sending
 	pushes   pushQueue
+	reported reported // the ERRORs emitted, once per cause
 	cfg      atomic.Pointer[gitcfg.Config]
 
 	// mu is held by the command loop only; runners never take it, so the
@@ -131,6 +133,14 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	}
 	d.cfg.Store(cfg)
 	return d, nil
+}
+
+// Status returns the daemon's live status: what the status file says
+// when it could be written.
+func (d *Daemon) Status() Report {
+	d.book.mu.Lock()
+	defer d.book.mu.Unlock()
+	return d.book.snapshot()
 }
 
 // Repo returns the repository the daemon runs in.
@@ -188,12 +198,14 @@ func (d *Daemon) handle(m protocol.Message) {
 	case protocol.Push:
 		rc, ok := d.remote(m.Remote)
 		switch {
+		case m.Remote == protocol.Daemon:
+			d.emit(protocol.Error{Remote: protocol.Daemon, Text: ErrPushDaemon.Error()})
 		case !ok:
 			d.emit(protocol.Error{Remote: m.Remote, Text: "PUSH: no such remote"})
 		case rc.Err != nil:
 			d.emit(protocol.Error{Remote: m.Remote, Text: "PUSH: " + rc.Err.Error()})
 		default:
-			d.pushes.request(m.Remote)
+			d.pushes.ask(m.Remote)
 		}
 	case protocol.Reload:
 		d.reloadLocked()
@@ -201,6 +213,10 @@ func (d *Daemon) handle(m protocol.Message) {
 		d.emit(protocol.Error{Remote: protocol.Daemon, Text: fmt.Sprintf("%s is not a command", m.Verb())})
 	}
 }
+
+// ErrPushDaemon answers `PUSH *`: `*` is the name the protocol gives the
+// daemon itself, never a remote's.
+var ErrPushDaemon = errors.New("PUSH: * is not a remote: PUSH takes the name of a remote")
 
 // remote returns the configuration of the named remote.
 func (d *Daemon) remote(name string) (gitcfg.Remote, bool) {
@@ -254,6 +270,9 @@ func (d *Daemon) startLocked(rc gitcfg.Remote) {
 func (d *Daemon) reloadLocked() {
 	cfg, err := gitcfg.Read(d.ctx, d.repo.Dir)
 	if err != nil {
+		if d.ctx.Err() != nil {
+			return // the daemon is stopping: no error of anyone's
+		}
 		d.emit(protocol.Error{Remote: protocol.Daemon, Text: "RELOAD: " + err.Error()})
 		return
 	}
@@ -273,6 +292,7 @@ func (d *Daemon) reloadLocked() {
 			delete(d.runners, name)
 			d.pushes.drop(name)
 			d.book.remove(name)
+			d.reported.forget(name)
 			forgetKnown(d.repo.CommonDir, name)
 		case globalChanged || !r.cfg.Equal(rc):
 			r.stop()
@@ -311,7 +331,7 @@ func (d *Daemon) configureLocked(cfg *gitcfg.Config) {
 	if d.opts.Configure == nil {
 		return
 	}
-	if err := d.opts.Configure(d.ctx, cfg); err != nil {
+	if err := d.opts.Configure(d.ctx, cfg); err != nil && d.ctx.Err() == nil {
 		d.emit(protocol.Error{Remote: protocol.Daemon, Text: err.Error()})
 	}
 }
@@ -348,57 +368,6 @@ func (d *Daemon) requestPushes() {
 }
 
 func (d *Daemon) config() *gitcfg.Config { return d.cfg.Load() }
-
-// pushQueue holds the pending push requests: any number of requests made
-// before a push starts coalesce into that one push.
-type pushQueue struct {
-	mu      sync.Mutex
-	pending map[string]bool
-	wakers  map[string]func()
-}
-
-// request marks a push to remote as wanted and wakes its runner.
-func (q *pushQueue) request(remote string) {
-	q.mu.Lock()
-	if q.pending == nil {
-		q.pending = map[string]bool{}
-	}
-	q.pending[remote] = true
-	wake := q.wakers[remote]
-	q.mu.Unlock()
-	if wake != nil {
-		wake()
-	}
-}
-
-// take clears and returns the pending request of a remote.
-func (q *pushQueue) take(remote string) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	p := q.pending[remote]
-	delete(q.pending, remote)
-	return p
-}
-
-func (q *pushQueue) drop(remote string) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	delete(q.pending, remote)
-}
-
-// register sets the function that wakes remote's runner (nil: none).
-func (q *pushQueue) register(remote string, wake func()) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.wakers == nil {
-		q.wakers = map[string]func(){}
-	}
-	if wake == nil {
-		delete(q.wakers, remote)
-	} else {
-		q.wakers[remote] = wake
-	}
-}
 
 // selfWatch watches the repository's own branches and tags, so that
 // remotes with daemonPush get local changes.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitrepo"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
@@ -21,7 +22,20 @@ import (
 // refs, so an up-to-date clone reports nothing.
 
 func knownPath(commonDir, remote string) string {
-	return filepath.Join(commonDir, "remote-daemon", "known", url.PathEscape(remote))
+	return filepath.Join(commonDir, "remote-daemon", "known", knownFile(remote))
+}
+
+// knownFile is the file name of a remote's state: safe for any remote
+// name. Escaped as in a URL path ("a/b" is "a%2Fb"), and so is a leading
+// dot, so that neither "." nor ".." is a directory and no name is a
+// hidden file (a temporary file of writeFileAtomic, say). Other names keep
+// the file name they always had.
+func knownFile(remote string) string {
+	name := url.PathEscape(remote)
+	if strings.HasPrefix(name, ".") {
+		name = "%2E" + name[1:]
+	}
+	return name
 }
 
 // loadKnown reads the remembered refs; ok is false when there are none.

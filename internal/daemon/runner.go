@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +26,7 @@ type runner struct {
 	wg     sync.WaitGroup
 	wake   chan struct{} // the worker has something to do
 	kick   chan struct{} // reconnect now, skipping the backoff
+	again  chan struct{} // retry a failed action or push now, skipping the backoff
 
 	mu          sync.Mutex
 	watcher     transport.Watcher
@@ -35,6 +35,10 @@ type runner struct {
 	connectedAt time.Time
 	seen        watch.Refs // the remote's refs as last reported
 	pending     *actionReq // a change not acted on yet
+	held        *actionReq // a change whose action failed, to try again
+	// expect holds, while a push runs, the object name each ref it
+	// pushes to gets ("" deleted): the watcher seeing them is no change.
+	expect map[string]string
 }
 
 // actionReq is a coalesced request to act on the remote's refs.
@@ -61,7 +65,7 @@ func (a *actionReq) addEnv(env []string) {
 
 func newRunner(d *Daemon, cfg gitcfg.Remote) *runner {
 	return &runner{d: d, cfg: cfg, kind: transport.Classify(cfg.URL),
-		wake: make(chan struct{}, 1), kick: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), kick: make(chan struct{}, 1), again: make(chan struct{}, 1)}
 }
 
 func (r *runner) start(parent context.Context) {
@@ -73,7 +77,7 @@ func (r *runner) start(parent context.Context) {
 	})
 	if r.cfg.Err != nil {
 		r.d.book.update(name, func(s *RemoteStatus) { s.State = StateNotWatched })
-		r.d.emit(protocol.Error{Remote: name, Text: r.cfg.Err.Error()})
+		r.reportError("config", r.cfg.Err.Error())
 		return
 	}
 	var w transport.Watcher
@@ -84,9 +88,9 @@ func (r *runner) start(parent context.Context) {
 		if err != nil {
 			w = nil
 			if errors.Is(err, transport.ErrUnsupported) {
-				r.d.emit(protocol.Status{Remote: name, Text: "not watched: " + err.Error()})
+				r.report("watcher", protocol.Status{Remote: name, Text: "not watched: " + err.Error()})
 			} else {
-				r.d.emit(protocol.Error{Remote: name, Text: err.Error()})
+				r.reportError("watcher", err.Error())
 			}
 		}
 	}
@@ -120,11 +124,31 @@ func (r *runner) poke() {
 	}
 }
 
+// kickNow makes the runner retry at once what failed: the connection,
+// and a failed action or push.
 func (r *runner) kickNow() {
-	select {
-	case r.kick <- struct{}{}:
-	default:
+	for _, ch := range []chan struct{}{r.kick, r.again} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
+}
+
+// report emits m (an ERROR, or a STATUS saying what the remote waits
+// for) unless the last message of the same cause said the same: a retry
+// that fails the same way, even in a runner started again since (PAUSE
+// and RESUME), says nothing new.
+func (r *runner) report(cause string, m protocol.Message) {
+	if r.d.reported.first(r.cfg, cause, m.String()) {
+		r.d.emit(m)
+		return
+	}
+	r.d.log.Debug("already reported", "remote", r.cfg.Name, "line", m.String())
+}
+
+func (r *runner) reportError(cause, text string) {
+	r.report(cause, protocol.Error{Remote: r.cfg.Name, Text: text})
 }
 
 type reporter struct{ r *runner }
@@ -137,11 +161,12 @@ func (rp reporter) Status(text string) {
 // backoff and jitter. The delay is reset by a connection that lasted
 // StableAfter and by a kick (RESUME, RELOAD); a transport.RetryAfter
 // error makes it at least its After. An error is reported once, not at
-// every retry, until the remote connects again or fails differently.
+// every retry, until the remote connects again or fails differently; a
+// transport.Transient error is no ERROR but a STATUS saying what the
+// daemon waits for.
 func (r *runner) watchLoop(ctx context.Context, w transport.Watcher) {
 	name := r.cfg.Name
 	b := r.d.newBackoff()
-	lastErr := ""
 	for {
 		err := w.Watch(ctx, func(u watch.Update) error { return r.update(ctx, u) })
 		r.mu.Lock()
@@ -150,7 +175,6 @@ func (r *runner) watchLoop(ctx context.Context, w transport.Watcher) {
 		r.mu.Unlock()
 		if was {
 			r.d.emit(protocol.Disconnected{Remote: name})
-			lastErr = ""
 			b.Done(r.d.clock.Now().Sub(since))
 		}
 		if ctx.Err() != nil {
@@ -164,9 +188,11 @@ func (r *runner) watchLoop(ctx context.Context, w transport.Watcher) {
 		if errors.As(err, &ra) && ra.After > wait {
 			wait = ra.After
 		}
-		if msg := err.Error(); msg != lastErr {
-			r.d.emit(protocol.Error{Remote: name, Text: msg})
-			lastErr = msg
+		var tr *transport.Transient
+		if errors.As(err, &tr) {
+			r.report("watch", protocol.Status{Remote: name, Text: "waiting: " + tr.Waiting})
+		} else {
+			r.reportError("watch", err.Error())
 		}
 		r.d.log.Info("reconnecting", "remote", name, "in", wait.Round(time.Millisecond), "err", err)
 		select {
@@ -200,6 +226,7 @@ func (r *runner) update(ctx context.Context, u watch.Update) error {
 		case <-r.kick:
 		default:
 		}
+		r.d.reported.clear(name, "watch")
 		r.d.emit(protocol.Connected{Remote: name})
 		if r.cfg.Push {
 			r.d.pushes.request(name) // local changes made while disconnected
@@ -207,7 +234,7 @@ func (r *runner) update(ctx context.Context, u watch.Update) error {
 	}
 	env := r.gitEnv() // now: the node of this change (see transport.GitEnver)
 	r.mu.Lock()
-	changes := watch.Diff(r.seen, u.Refs)
+	changes := r.notOwn(watch.Diff(r.seen, u.Refs))
 	r.seen = u.Refs
 	if len(changes) > 0 {
 		req := r.pending
@@ -281,102 +308,6 @@ func newSHAs(changes []watch.Change) []string {
 		}
 	}
 	return out
-}
-
-// work performs the actions and pushes, one at a time, coalescing
-// requests that arrive meanwhile.
-func (r *runner) work(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-r.wake:
-		}
-		for ctx.Err() == nil {
-			r.mu.Lock()
-			req := r.pending
-			r.pending = nil
-			canPush := !r.watched || r.connected
-			r.mu.Unlock()
-			if req != nil {
-				r.act(ctx, req)
-				continue
-			}
-			if canPush && r.d.pushes.take(r.cfg.Name) {
-				r.push(ctx)
-				continue
-			}
-			break
-		}
-	}
-}
-
-// act performs the remote's daemonAction, and remembers the refs acted on
-// once it succeeded.
-func (r *runner) act(ctx context.Context, req *actionReq) {
-	name := r.cfg.Name
-	fail := func(what string, err error) {
-		if ctx.Err() == nil {
-			r.d.emit(protocol.Error{Remote: name, Text: what + " failed: " + err.Error()})
-		}
-	}
-	switch r.cfg.Action {
-	case gitcfg.ActionFetch, gitcfg.ActionPull:
-		envs := req.envs
-		if len(envs) == 0 {
-			envs = [][]string{nil}
-		}
-		for _, env := range envs {
-			if err := r.d.fetch(ctx, name, req.prune, env); err != nil {
-				fail("fetch", err)
-				return
-			}
-		}
-	}
-	if err := saveKnown(r.d.repo.CommonDir, name, req.refs); err != nil {
-		r.d.log.Warn("cannot save state", "remote", name, "err", err)
-	}
-	switch r.cfg.Action {
-	case gitcfg.ActionFetch:
-		r.d.emit(protocol.Status{Remote: name, Text: "fetched"})
-	case gitcfg.ActionPull:
-		select { // one pull at a time; stopping the runner ends the wait
-		case r.d.pullTurn <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		results, err := r.d.pull(ctx, r.cfg, r.d.config())
-		<-r.d.pullTurn
-		var moved []string
-		for _, p := range results {
-			if p.diverged {
-				r.d.emit(protocol.Error{Remote: name, Text: fmt.Sprintf("branch %s has diverged from %s (%.10s vs %.10s): not merged", p.branch, name, p.from, p.to)})
-			} else {
-				moved = append(moved, fmt.Sprintf("%s %.10s..%.10s", p.branch, p.from, p.to))
-			}
-		}
-		if err != nil {
-			fail("pull", err)
-		}
-		text := "fetched"
-		if len(moved) > 0 {
-			text = "fetched; fast-forwarded " + strings.Join(moved, ", ")
-		}
-		r.d.emit(protocol.Status{Remote: name, Text: text})
-	}
-}
-
-func (r *runner) push(ctx context.Context) {
-	name := r.cfg.Name
-	if err := r.d.push(ctx, name, r.d.config(), r.gitEnv()); err != nil {
-		if ctx.Err() != nil {
-			r.d.pushes.request(name) // interrupted by PAUSE: push after RESUME
-			return
-		}
-		r.d.emit(protocol.Error{Remote: name, Text: "push failed: " + err.Error()})
-		return
-	}
-	r.d.emit(protocol.Status{Remote: name, Text: "pushed"})
 }
 
 // gitEnv lets git commands for the remote share the watcher's connection.

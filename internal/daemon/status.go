@@ -101,9 +101,20 @@ func (b *book) apply(m protocol.Message) {
 	case protocol.Changed:
 		b.update(m.Remote, func(r *RemoteStatus) { r.LastChange, r.LastChangeTo = now, m.SHAs })
 	case protocol.Status:
-		b.update(m.Remote, func(r *RemoteStatus) { r.LastStatus = m.Text })
+		b.amend(m.Remote, func(r *RemoteStatus) { r.LastStatus = m.Text })
 	case protocol.Error:
-		b.update(m.Remote, func(r *RemoteStatus) { r.LastError, r.LastErrorTime = m.Text, now })
+		b.amend(m.Remote, func(r *RemoteStatus) { r.LastError, r.LastErrorTime = m.Text, now })
+	}
+}
+
+// amend is update for a STATUS or ERROR: it creates no entry for a name
+// that is no remote the daemon runs (`PUSH nosuch`), but for `*`.
+func (b *book) amend(name string, fn func(*RemoteStatus)) {
+	b.mu.Lock()
+	_, ok := b.remotes[name]
+	b.mu.Unlock()
+	if ok || name == protocol.Daemon {
+		b.update(name, fn)
 	}
 }
 

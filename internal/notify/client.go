@@ -115,7 +115,7 @@ func readBanner(pr *protocol.Reader) error {
 	for {
 		line, err := pr.ReadLine()
 		if err != nil && !errors.Is(err, protocol.ErrLineTooLong) {
-			return fmt.Errorf("%w before the stream ended (%v); it said: %q", ErrNoBanner, err, strings.Join(noise, " | "))
+			return fmt.Errorf("%w before the stream ended (%w); it said: %q", ErrNoBanner, err, strings.Join(noise, " | "))
 		}
 		if v, ok := ParseBanner(line); ok {
 			if v != Version {

@@ -157,3 +157,17 @@ type RetryAfter struct {
 
 func (e *RetryAfter) Error() string { return e.Err.Error() }
 func (e *RetryAfter) Unwrap() error { return e.Err }
+
+// Transient marks an error that is an expected, passing state of the
+// remote rather than something for the user to act on: the peer's daemon
+// not running yet, a peer that restarted and dropped the session. The
+// daemon reports it as `STATUS <remote> waiting: <Waiting>`, once per
+// cause, and retries quietly; only other errors are ERRORs.
+type Transient struct {
+	Err error
+	// Waiting says what the daemon waits for, for the STATUS line.
+	Waiting string
+}
+
+func (e *Transient) Error() string { return e.Err.Error() }
+func (e *Transient) Unwrap() error { return e.Err }

@@ -128,12 +128,37 @@ func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error 
 			// streams (a fetch) just fine.
 			node.Mesh.Unlink(w.addr.Hashname)
 		}
-		return err
+		return classify(err)
 	}
 }
 
 // errNoAnswer is wrapped when the peer stopped answering pings.
 var errNoAnswer = errors.New("no answer")
+
+// classify marks the errors that are passing states of a peer as
+// transport.Transient: peers come and go, their daemons start and stop,
+// and nothing of it is for the user to act on. The texts are those of
+// the peer's node (internal/thnode) aborting the stream.
+func classify(err error) error {
+	var ce *telehash.ChannelError
+	waiting := ""
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ce) && ce.Msg == "this node serves no repository":
+		waiting = "the peer's daemon is not running"
+	case errors.As(err, &ce) && ce.Msg == "node stopped":
+		waiting = "the peer's daemon stopped"
+	case errors.Is(err, telehash.ErrSessionReset):
+		waiting = "the peer restarted"
+	case errors.Is(err, errNoAnswer), errors.Is(err, telehash.ErrChannelTimeout),
+		errors.Is(err, telehash.ErrLinkTimeout), errors.Is(err, telehash.ErrLinkDown):
+		waiting = "the peer does not answer"
+	default:
+		return err
+	}
+	return &transport.Transient{Err: err, Waiting: waiting}
+}
 
 func (w *watcher) watch(ctx context.Context, node *thnode.Node, fn func(watch.Update) error) error {
 	// A URL with only a hashname: wait until that node links to us.
