@@ -161,8 +161,9 @@ func (r *runner) act(ctx context.Context, req *actionReq) bool {
 }
 
 // push pushes to the remote and reports whether it succeeded; asked says
-// a PUSH command asked for it, which gets its answer even when the last
-// push failed the same way. The refs it
+// a PUSH command asked for it, which gets its answer (pushed, up to date,
+// or the error even when the last push failed the same way); a push of
+// daemonPush that changed nothing says nothing. The refs it
 // updates on the remote are what the daemon knows of them from then on:
 // the watcher seeing them change is no CHANGED, and nothing is fetched
 // back.
@@ -187,7 +188,9 @@ func (r *runner) push(ctx context.Context, asked bool) bool {
 	expect, defaults := pushTargets(name, cfg, local)
 	if len(expect) == 0 && defaults { // no branch nor tag yet: git would fail
 		r.d.reported.clear(name, "push")
-		r.d.emit(protocol.Status{Remote: name, Text: "up to date"})
+		if asked {
+			r.d.emit(protocol.Status{Remote: name, Text: "up to date"})
+		}
 		return true
 	}
 	r.mu.Lock()
@@ -203,11 +206,12 @@ func (r *runner) push(ctx context.Context, asked bool) bool {
 		return fail(err)
 	}
 	r.d.reported.clear(name, "push")
-	text := "up to date"
-	if res.changed {
-		text = "pushed"
+	switch {
+	case res.changed:
+		r.d.emit(protocol.Status{Remote: name, Text: "pushed"})
+	case asked: // a PUSH command is answered; a push of daemonPush that found nothing to do says nothing
+		r.d.emit(protocol.Status{Remote: name, Text: "up to date"})
 	}
-	r.d.emit(protocol.Status{Remote: name, Text: text})
 	return true
 }
 
