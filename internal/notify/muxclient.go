@@ -37,11 +37,6 @@ func (c *Client) Negotiate(ctx context.Context) ([]string, error) {
 		if text != "" {
 			caps = strings.Split(text, " ")
 		}
-		for _, cp := range caps {
-			if cp == CapMux {
-				c.mux.Store(true)
-			}
-		}
 		return caps, nil
 	case <-c.done:
 		return nil, c.Err()
@@ -71,6 +66,7 @@ func (c *Client) gotCaps(text string, old bool) error {
 		for _, cp := range strings.Split(text, " ") {
 			if cp == CapMux {
 				both = append(both, cp)
+				c.mux.Store(true) // before the next line is read
 			}
 		}
 	}

@@ -121,9 +121,9 @@ const (
 // CapMux is the capability of byte streams (OPEN, DATA, EOF).
 const CapMux = "mux1"
 
-// MaxData is the most bytes one DATA line carries: its base64 text stays
-// well within MaxLine.
-const MaxData = 12 << 10
+// MaxData is the most bytes one DATA line carries: its base64 text, with
+// "DATA", the longest id and the spaces, stays within MaxLine.
+const MaxData = (MaxLine - 128) / 4 * 3
 
 var b64 = base64.StdEncoding.Strict()
 
