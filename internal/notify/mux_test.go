@@ -254,3 +254,24 @@ func FuzzMuxClient(f *testing.F) {
 		}
 	})
 }
+
+// FuzzServerMux feeds arbitrary client input to a server offering
+// streams: it must end when its input ends, whatever it got.
+func FuzzServerMux(f *testing.F) {
+	var req bytes.Buffer
+	_ = helper.RequestFrame{Service: helper.UploadPack, Path: "/nonexistent"}.Encode(&req)
+	f.Add("CAPS mux1\nOPEN s1\nDATA s1 " + b64.EncodeToString(req.Bytes()) + "\nEOF s1\n")
+	f.Add("OPEN s1\nOPEN s1\nDATA s2 AAAA\nEOF s3\n")
+	f.Add("OPEN s1\nDATA s1 AAEC\nDATA s1 AAEC\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		done := make(chan error, 1)
+		go func() {
+			done <- Serve(context.Background(), strings.NewReader(in), io.Discard, ServerOptions{Mux: true, Timeout: -1})
+		}()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatal("Serve did not end with its input")
+		}
+	})
+}

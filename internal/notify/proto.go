@@ -21,8 +21,8 @@
 //	                              ERROR <id> unwatched
 //	PING                          PONG
 //
-// Capabilities (since notify-changes 0.x; the banner stays at version 1
-// so that older clients keep working): a client that wants more sends
+// Capabilities (the banner stays at version 1, which older clients
+// require exactly, so they keep working with newer servers): a client that wants more sends
 // CAPS with what it knows before anything else; a server that knows
 // CAPS answers with what both know, and an older one answers "ERROR *
 // ... unknown verb", which the client takes for "none".
