@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -34,18 +35,23 @@ const ShimCommand = "ssh-mux"
 const negotiateWait = 20 * time.Second
 
 // MuxSuffix ends the name of a connection's git socket, next to its
-// ControlPath in the dialer's private directory.
+// ControlPath in the dialer's private directory (0700).
 const MuxSuffix = ".git"
 
+// muxSeq numbers the git sockets of a daemon's connections.
+var muxSeq atomic.Int64
+
 // listenMux opens the connection's git socket and relays each client
-// (an ssh-mux shim) over a new stream of the notify session.
+// (an ssh-mux shim) over a new stream of the notify session. Each
+// connection has a socket of its own: one a later connection to the same
+// host would reuse could be unlinked by this one's end. A fetch whose
+// connection ended finds no socket and takes the ordinary path.
 func (c *conn) listenMux() error {
-	path := c.ctlPath + MuxSuffix
-	_ = os.Remove(path) // a stale socket from a killed daemon
+	path := fmt.Sprintf("%s.%d%s", c.ctlPath, muxSeq.Add(1), MuxSuffix)
 	if err := checkPrivateDir(filepath.Dir(path)); err != nil {
 		return err
 	}
-	ln, err := net.Listen("unix", path)
+	ln, err := net.Listen("unix", path) // unlinked again by ln.Close
 	if err != nil {
 		return fmt.Errorf("git socket: %w", err)
 	}
@@ -62,7 +68,6 @@ func (c *conn) listenMux() error {
 	}()
 	go func() {
 		defer c.procs.Done()
-		defer os.Remove(path)
 		var relays sync.WaitGroup
 		defer relays.Wait()
 		for {
