@@ -358,6 +358,8 @@ func (h *host) negotiate(ctx context.Context, c *conn) error {
 	}
 	if err := c.listenMux(); err != nil {
 		h.d.log().Warn("fetching over new ssh sessions", "host", h.target.dest(), "err", err)
+		return nil
 	}
+	h.d.log().Debug("fetching over the notify session", "host", h.target.dest(), "socket", c.muxPath)
 	return nil
 }
