@@ -97,6 +97,7 @@ func Daemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				},
 				Action: notifyCmd,
 			},
+			sshMuxCommand(),
 		}...),
 		ExitErrHandler: func(c *cli.Context, err error) {},
 	}
@@ -313,7 +314,8 @@ func notifyCmd(c *cli.Context) error {
 		defer hub.Close()
 	}
 	err = notify.Serve(ctx, c.App.Reader, c.App.Writer, notify.ServerOptions{
-		Hub: hub, Timeout: c.Duration("timeout"), Paths: c.Args().Slice(), Logger: log})
+		Hub: hub, Timeout: c.Duration("timeout"), Paths: c.Args().Slice(), Logger: log,
+		Mux: os.Getenv(ssh.DisableMuxEnv) == ""})
 	if err != nil {
 		return cli.Exit("notify-changes: "+err.Error(), 1)
 	}

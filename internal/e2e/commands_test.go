@@ -36,7 +36,7 @@ func env(ts *testscript.TestScript) []string {
 	var out []string
 	for _, k := range []string{"HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_NOSYSTEM", "GIT_AUTHOR_NAME",
 		"GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_TERMINAL_PROMPT", "PATH", "TMPDIR",
-		"GIT_REMOTE_DAEMON_DEBUG", "GIT_SSH_COMMAND", "GIT_SSH", "GIT_SSH_VARIANT"} {
+		"GIT_REMOTE_DAEMON_DEBUG", "GIT_SSH_COMMAND", "GIT_SSH", "GIT_SSH_VARIANT", "GORACE"} {
 		if v := ts.Getenv(k); v != "" {
 			out = append(out, k+"="+v)
 		}

@@ -47,6 +47,9 @@ func setup(env *testscript.Env) error {
 		"GIT_COMMITTER_EMAIL": "test@example.org",
 		"GIT_TERMINAL_PROMPT": "0",
 		"PATH":                os.Getenv("PATH"),
+		// A -race build sleeps 1s at exit: git would wait that long for
+		// every ssh-mux shim (the daemon's fetches of ssh remotes).
+		"GORACE": "atexit_sleep_ms=0 " + os.Getenv("GORACE"),
 	} {
 		env.Setenv(k, v)
 	}

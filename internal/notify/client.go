@@ -49,6 +49,13 @@ type Client struct {
 	gone map[string]int
 	err  error
 	done chan struct{}
+
+	// caps receives the answer to CAPS, while one is awaited.
+	caps     chan string
+	capsDone bool
+	streams  streams
+	nextSID  atomic.Int64
+	mux      atomic.Bool
 }
 
 // Event is what a Sub delivers: the refs once the watch is ready (First),
@@ -238,6 +245,7 @@ func (c *Client) read(pr *protocol.Reader) {
 	if errors.Is(err, io.EOF) {
 		err = errors.New("notify: the server closed the stream")
 	}
+	c.streams.endAll(err)
 	c.mu.Lock()
 	c.err = err
 	for id, s := range c.subs {
@@ -253,11 +261,22 @@ func (c *Client) dispatch(m Msg) error {
 	switch m.Kind {
 	case Pong:
 		return nil
+	case Data, EOF:
+		if !c.mux.Load() {
+			return fmt.Errorf("notify: the server sent %s without mux", m.Kind)
+		}
+		c.streams.deliver(m)
+		return nil
+	case Caps:
+		return c.gotCaps(m.Text, false)
 	case Ref, Ready, Change, Delete, End, Error:
 	default:
 		return fmt.Errorf("notify: the server sent %s", m.Kind)
 	}
 	if m.ID == "*" {
+		if m.Kind == Error && c.awaitingCaps() {
+			return c.gotCaps("", true) // a server without CAPS
+		}
 		if m.Kind == Error {
 			return fmt.Errorf("notify: the server says: %s", m.Text)
 		}

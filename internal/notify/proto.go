@@ -21,6 +21,28 @@
 //	                              ERROR <id> unwatched
 //	PING                          PONG
 //
+// Capabilities (the banner stays at version 1, which older clients
+// require exactly, so they keep working with newer servers): a client that wants more sends
+// CAPS with what it knows before anything else; a server that knows
+// CAPS answers with what both know, and an older one answers "ERROR *
+// ... unknown verb", which the client takes for "none".
+//
+//	CAPS mux1
+//	                              CAPS mux1
+//
+// With mux1, the stream also carries byte streams, each under a stream id
+// the client picks and never reuses on that connection. On each the far
+// side runs the helper frame protocol (helper.Serve: the real git
+// upload-pack or receive-pack), so a fetch needs no new remote shell:
+//
+//	OPEN <sid>
+//	DATA <sid> <base64>           DATA <sid> <base64>
+//	EOF <sid>                     EOF <sid>
+//
+// EOF ends one direction. A stream is gone once both sides sent EOF; the
+// server ends its side when the session ends (and refuses an OPEN it
+// cannot serve with EOF alone). DATA for a stream that is gone is dropped.
+//
 // Every watch ends with exactly one ERROR line about its id: when it
 // fails, or in answer to UNWATCH (or to a WATCH reusing its id). Nothing
 // more about that watch follows it, so a client may reuse the id at once
@@ -39,6 +61,7 @@
 package notify
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -70,7 +93,8 @@ type Msg struct {
 	SHA  string // REF, CHANGE
 	Ref  string // REF, CHANGE, DELETE
 	Path string // WATCH
-	Text string // ERROR
+	Text string // ERROR; CAPS: the capabilities, space separated
+	Data []byte // DATA (never empty)
 }
 
 // Kind is a line's first word.
@@ -88,7 +112,20 @@ const (
 	Delete  Kind = "DELETE"
 	End     Kind = "END"
 	Error   Kind = "ERROR"
+	Caps    Kind = "CAPS"
+	Open    Kind = "OPEN"
+	Data    Kind = "DATA"
+	EOF     Kind = "EOF"
 )
+
+// CapMux is the capability of byte streams (OPEN, DATA, EOF).
+const CapMux = "mux1"
+
+// MaxData is the most bytes one DATA line carries: its base64 text, with
+// "DATA", the longest id and the spaces, stays within MaxLine.
+const MaxData = (MaxLine - 128) / 4 * 3
+
+var b64 = base64.StdEncoding.Strict()
 
 // String renders the line without its newline.
 func (m Msg) String() string {
@@ -97,8 +134,15 @@ func (m Msg) String() string {
 		return string(m.Kind)
 	case Watch:
 		return "WATCH " + m.ID + " " + m.Path
-	case Unwatch, Ready, End:
+	case Unwatch, Ready, End, Open, EOF:
 		return string(m.Kind) + " " + m.ID
+	case Caps:
+		if m.Text != "" {
+			return "CAPS " + m.Text
+		}
+		return "CAPS"
+	case Data:
+		return "DATA " + m.ID + " " + b64.EncodeToString(m.Data)
 	case Ref, Change:
 		return string(m.Kind) + " " + m.ID + " " + m.SHA + " " + m.Ref
 	case Delete:
@@ -117,7 +161,8 @@ func Parse(line string) (Msg, error) {
 	if len(line) > MaxLine {
 		return Msg{}, fmt.Errorf("%w: line of %d bytes", ErrMalformed, len(line))
 	}
-	if strings.ContainsAny(line, "\r\n\x00") {
+	// (IndexByte, not ContainsAny: a DATA line is 16 KiB of base64)
+	if strings.IndexByte(line, '\n') >= 0 || strings.IndexByte(line, '\r') >= 0 || strings.IndexByte(line, 0) >= 0 {
 		return Msg{}, fmt.Errorf("%w: control character in line", ErrMalformed)
 	}
 	verb, rest, _ := strings.Cut(line, " ")
@@ -131,8 +176,31 @@ func Parse(line string) (Msg, error) {
 			return bad("takes no arguments")
 		}
 		return m, nil
-	case Unwatch, Ready, End:
+	case Unwatch, Ready, End, Open, EOF:
 		m.ID = rest
+	case Caps:
+		if rest == "" && len(line) != len(verb) {
+			return bad("empty capability list")
+		}
+		if rest != "" {
+			for _, c := range strings.Split(rest, " ") {
+				if !validID(c) {
+					return bad("bad capability")
+				}
+			}
+		}
+		m.Text = rest
+		return m, nil
+	case Data:
+		var enc string
+		m.ID, enc, _ = strings.Cut(rest, " ")
+		if enc == "" || b64.DecodedLen(len(enc)) > MaxData+3 {
+			return bad("want <sid> <base64> of 1 to MaxData bytes")
+		}
+		var err error
+		if m.Data, err = b64.DecodeString(enc); err != nil || len(m.Data) == 0 || len(m.Data) > MaxData {
+			return bad("want <sid> <base64> of 1 to MaxData bytes")
+		}
 	case Watch:
 		m.ID, m.Path, _ = strings.Cut(rest, " ")
 		if m.Path == "" {

@@ -40,6 +40,12 @@ type ServerOptions struct {
 	// git does (gitrepo.FindGitDir). A server for one repository (a th::
 	// node) pins every path to it.
 	Resolve func(path string) (string, error)
+	// Mux offers the mux1 capability: byte streams on which the real
+	// git upload-pack and receive-pack run (helper.Serve), so that the
+	// daemon's fetches need no new remote shell. Without it the server
+	// answers CAPS, OPEN, DATA and EOF as servers before them did
+	// ("ERROR * ... unknown verb").
+	Mux bool
 	// Logger receives logs (stderr); nil discards them.
 	Logger *slog.Logger
 }
@@ -56,6 +62,8 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, opts ServerOptions)
 	s := newServer(ctx, cancel, out, opts)
 	defer s.wg.Wait()
 	defer s.stopAll()
+	defer cancel(nil) // ends the stream sessions before waiting for them
+	defer s.streams.endAll(errors.New("notify: the connection ended"))
 	return s.serve(in)
 }
 
@@ -77,6 +85,8 @@ type server struct {
 	mu      sync.Mutex
 	watches map[string]*entry // by id
 	repos   map[string]*repo  // by git directory
+
+	streams streams // mux1 byte streams, by id
 }
 
 // entry is one watch id.
@@ -182,11 +192,23 @@ func (s *server) serve(in io.Reader) error {
 
 func (s *server) handle(line string) {
 	m, err := Parse(line)
+	if err == nil && !s.opts.Mux {
+		switch m.Kind {
+		case Caps, Open, Data, EOF: // as a server without them answers
+			err = fmt.Errorf("%w: unknown verb %q", ErrMalformed, m.Kind)
+		}
+	}
 	if err != nil {
 		_ = s.send(Msg{Kind: Error, ID: "*", Text: err.Error()})
 		return
 	}
 	switch m.Kind {
+	case Caps:
+		_ = s.send(Msg{Kind: Caps, Text: CapMux})
+	case Open:
+		s.open(m.ID)
+	case Data, EOF:
+		s.streams.deliver(m)
 	case Ping:
 		_ = s.send(Msg{Kind: Pong})
 	case Watch:

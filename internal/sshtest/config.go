@@ -27,7 +27,10 @@ const (
 	// readyKnownHostsName holds the key sshd serves, for readiness logins.
 	readyKnownHostsName = "ready_known_hosts"
 	pidFileName         = "sshd.pid"
-	logName             = "sshd.log"
+	// shellRCName is sourced by every remote bash (BASH_ENV): tests log
+	// shell starts or slow them down there (see ShellRC).
+	shellRCName = "shellrc"
+	logName     = "sshd.log"
 )
 
 func (s *Server) path(name string) string { return filepath.Join(s.Dir, name) }
@@ -149,7 +152,8 @@ func (s *Server) writeKnownHostsTo(name string) error {
 //
 // SetEnv SHLVL=1 keeps bash from sourcing the login user's ~/.bashrc for
 // remote commands (Debian's bash does so only when SSH_CLIENT is set and
-// the shell level is below 2). Tests log in as root, whose ~/.bashrc on
+// the shell level is below 2). BASH_ENV names a file of Dir that every
+// remote bash sources instead (empty unless a test writes it). Tests log in as root, whose ~/.bashrc on
 // these machines runs `pyenv init`: its rehash lock, left behind by a
 // session a test kills, makes every later login wait 60 s. What a remote
 // shell prints before the banner is tested on purpose instead (noise in
@@ -169,7 +173,7 @@ KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
 PermitUserEnvironment no
 AcceptEnv GIT_PROTOCOL
-SetEnv SHLVL=1
+SetEnv SHLVL=1 %s
 MaxStartups 100
 MaxSessions 100
 UseDNS no
@@ -177,7 +181,13 @@ PrintMotd no
 PrintLastLog no
 X11Forwarding no
 LogLevel INFO
-`, s.Port, quoteCfg(s.path(hostKeyName)), quoteCfg(s.path(pidFileName)), quoteCfg(s.path(authKeysName)))
+`, s.Port, quoteCfg(s.path(hostKeyName)), quoteCfg(s.path(pidFileName)), quoteCfg(s.path(authKeysName)),
+		quoteCfg("BASH_ENV="+s.ShellRC()))
+	if f, err := os.OpenFile(s.ShellRC(), os.O_CREATE|os.O_WRONLY, 0o644); err != nil {
+		return err
+	} else if err := f.Close(); err != nil {
+		return err
+	}
 	if err := os.WriteFile(s.path(sshdConfigName), []byte(cfg), 0o600); err != nil {
 		return err
 	}
@@ -217,3 +227,8 @@ func (s *Server) logSince(off int64) string {
 	}
 	return string(bytes.TrimSpace(b[off:]))
 }
+
+// ShellRC is the file every remote bash sources at its start (BASH_ENV),
+// empty at first: a test appends to it to log each remote shell's start,
+// or to make it slow as users' rc files (pyenv, nvm) make theirs.
+func (s *Server) ShellRC() string { return s.path(shellRCName) }

@@ -19,7 +19,7 @@ var servers sync.Map // *testscript.TestScript -> *Server
 // `sshd start` starts a Server (stopped and removed at the end of the
 // script via ts.Defer) and sets in the script's environment SSHD_PORT,
 // SSHD_USER, SSHD_URL (ssh://user@127.0.0.1:port, append an absolute
-// path), SSHD_DIR and GIT_SSH_COMMAND (the Server's SSHCommand).
+// path), SSHD_DIR, SSHD_SHELLRC (see Server.ShellRC) and GIT_SSH_COMMAND (the Server's SSHCommand).
 // `sshd log` prints sshd's log to the command's stdout. Other commands
 // need a prior `sshd start`. Negation is not supported.
 //
@@ -48,6 +48,7 @@ func Cmd(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Setenv("SSHD_USER", s.User)
 		ts.Setenv("SSHD_URL", fmt.Sprintf("ssh://%s@127.0.0.1:%d", s.User, s.Port))
 		ts.Setenv("SSHD_DIR", s.Dir)
+		ts.Setenv("SSHD_SHELLRC", s.ShellRC())
 		ts.Setenv("GIT_SSH_COMMAND", s.SSHCommand)
 		ts.Logf("sshd: listening on 127.0.0.1:%d (pid %d), dir %s", s.Port, s.Pid(), s.Dir)
 		return

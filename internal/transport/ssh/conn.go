@@ -36,6 +36,7 @@ const (
 // watched repositories.
 type conn struct {
 	ctlPath string
+	muxPath string // the git socket (see mux.go), when the far side has mux1
 	master  *exec.Cmd
 	session *exec.Cmd
 	stdin   io.WriteCloser
@@ -170,6 +171,9 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 			return h.sessionFailed(c, werr, stderr.String(), r.err, &ok)
 		}
 		c.client = r.client
+		if err := h.negotiate(ctx, c); err != nil {
+			return nil, err
+		}
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-time.After(60 * time.Second):
@@ -339,4 +343,23 @@ func (h *host) keepalive(c *conn) {
 			}
 		}
 	}
+}
+
+// negotiate asks the far side for streams; with them (and a private
+// directory for the socket), the connection's git commands use them.
+func (h *host) negotiate(ctx context.Context, c *conn) error {
+	ctx, cancel := context.WithTimeout(ctx, negotiateWait)
+	defer cancel()
+	if _, err := c.client.Negotiate(ctx); err != nil {
+		return fmt.Errorf("%s: %w", h.target.dest(), err)
+	}
+	if !c.client.Mux() || c.ctlPath == "" {
+		return nil
+	}
+	if err := c.listenMux(); err != nil {
+		h.d.log().Warn("fetching over new ssh sessions", "host", h.target.dest(), "err", err)
+		return nil
+	}
+	h.d.log().Debug("fetching over the notify session", "host", h.target.dest(), "socket", c.muxPath)
+	return nil
 }

@@ -333,5 +333,9 @@ func (w *watcher) GitEnv() []string {
 		return nil
 	default:
 	}
-	return []string{"GIT_SSH_COMMAND=" + w.cmd.commandLine("-o", "ControlPath="+c.ctlPath, "-o", "ControlMaster=no", "-o", "BatchMode=yes")}
+	ordinary := w.cmd.commandLine("-o", "ControlPath="+c.ctlPath, "-o", "ControlMaster=no", "-o", "BatchMode=yes")
+	if env := muxEnv(c, ordinary); env != nil {
+		return env
+	}
+	return []string{"GIT_SSH_COMMAND=" + ordinary}
 }
