@@ -321,27 +321,23 @@ func lastLine(s string) string {
 }
 
 // keepalive pings the session and fails the connection when the far side
-// went silent (a stalled server, a dead network).
+// went silent (a stalled server, a dead network) or the session ended.
 func (h *host) keepalive(c *conn) {
-	t := time.NewTicker(PingEvery)
-	defer t.Stop()
-	for {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
 		select {
 		case <-c.done:
-			return
-		case <-c.client.Done():
-			c.fail(c.client.Err())
-			return
-		case <-t.C:
-			if silent := time.Since(c.client.LastReceived()); silent > DeadAfter {
-				c.fail(fmt.Errorf("%s: no answer for %s; the connection stalled", h.target.dest(), silent.Round(time.Second)))
-				return
-			}
-			if err := c.client.Ping(); err != nil {
-				c.fail(err)
-				return
-			}
+			cancel()
+		case <-ctx.Done():
 		}
+	}()
+	err := c.client.Keepalive(ctx, PingEvery, DeadAfter)
+	switch {
+	case errors.Is(err, notify.ErrNoAnswer):
+		c.fail(fmt.Errorf("%s: %w; the connection stalled", h.target.dest(), err))
+	case err != nil:
+		c.fail(err)
 	}
 }
 

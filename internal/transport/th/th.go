@@ -133,7 +133,7 @@ func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error 
 }
 
 // errNoAnswer is wrapped when the peer stopped answering pings.
-var errNoAnswer = errors.New("no answer")
+var errNoAnswer = notify.ErrNoAnswer
 
 // classify marks the errors that are passing states of a peer as
 // transport.Transient: peers come and go, their daemons start and stop,
@@ -187,8 +187,10 @@ func (w *watcher) watch(ctx context.Context, node *thnode.Node, fn func(watch.Up
 	if err != nil {
 		return err
 	}
-	ping := time.NewTicker(PingEvery)
-	defer ping.Stop()
+	kctx, stopKeepalive := context.WithCancel(ctx)
+	defer stopKeepalive()
+	silent := make(chan error, 1)
+	go func() { silent <- c.Keepalive(kctx, PingEvery, DeadAfter) }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -197,14 +199,15 @@ func (w *watcher) watch(ctx context.Context, node *thnode.Node, fn func(watch.Up
 		case <-node.Done():
 			s.Abort("closed")
 			return nil
-		case <-ping.C:
-			if time.Since(c.LastReceived()) > DeadAfter {
+		case err := <-silent:
+			if errors.Is(err, notify.ErrNoAnswer) {
 				s.Abort("no answer")
-				return fmt.Errorf("%s: %w for %s", w.addr.Hashname, errNoAnswer, DeadAfter)
+				return fmt.Errorf("%s: %w", w.addr.Hashname, err)
 			}
-			if err := c.Ping(); err != nil {
-				return err
+			if err == nil {
+				return nil
 			}
+			return err
 		case e, ok := <-sub.Events():
 			if !ok {
 				if err := c.Err(); err != nil {
