@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -17,10 +18,13 @@ type Options struct {
 	// they are listed (default 2ms); MaxDelay caps that wait during a
 	// continuous burst (default 50ms).
 	Settle, MaxDelay time.Duration
-	// Rescan is the period of a full listing even without events
-	// (default 30s), a safety net for events the kernel dropped.
-	Rescan time.Duration
-	// Poll is the listing period when inotify cannot be used
+	// Check is the period at which the watcher stats the refs
+	// directories and packed-refs, and lists the refs only if one of them
+	// moved (default 10s): a safety net for events inotify did not
+	// deliver, costing a few stats and no process. An inotify queue
+	// overflow makes every repository of the hub list its refs at once.
+	Check time.Duration
+	// Poll is the period of the same check when inotify cannot be used
 	// (default 1s).
 	Poll time.Duration
 	// OnPolling is called once when the watcher falls back to polling,
@@ -37,8 +41,8 @@ func (o *Options) defaults() {
 	if o.MaxDelay <= 0 {
 		o.MaxDelay = 50 * time.Millisecond
 	}
-	if o.Rescan <= 0 {
-		o.Rescan = 30 * time.Second
+	if o.Check <= 0 {
+		o.Check = 10 * time.Second
 	}
 	if o.Poll <= 0 {
 		o.Poll = time.Second
@@ -72,7 +76,7 @@ func Watch(ctx context.Context, gitDir string, opts Options, fn func(Update) err
 		return fmt.Errorf("%s: %w", gitDir, ErrGone)
 	}
 	var notify <-chan struct{}
-	period := opts.Rescan
+	period := opts.Check
 	if opts.Hub != nil {
 		s, err := opts.Hub.subscribe(gitDir)
 		if err == nil {
@@ -92,7 +96,7 @@ func Watch(ctx context.Context, gitDir string, opts Options, fn func(Update) err
 	}
 	// The first listing comes after the watch exists: a change in between
 	// is either in it or triggers an event.
-	refs, err := snapshot(ctx, gitDir)
+	refs, st, err := snapshot(ctx, gitDir, nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -109,18 +113,22 @@ func Watch(ctx context.Context, gitDir string, opts Options, fn func(Update) err
 		case <-ctx.Done():
 			return nil
 		case <-ticker.C:
+			if !st.changed() {
+				continue
+			}
 		case <-notify:
 			if !settle(ctx, notify, opts.Settle, opts.MaxDelay) {
 				return nil
 			}
 		}
-		now, err := snapshot(ctx, gitDir)
+		now, nowSt, err := snapshot(ctx, gitDir, refs)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
+		st = nowSt
 		if changes := Diff(refs, now); len(changes) > 0 {
 			opts.Logger.Debug("refs changed", "git_dir", gitDir, "changes", len(changes))
 			refs = now
@@ -152,16 +160,32 @@ func settle(ctx context.Context, notify <-chan struct{}, quiet, max time.Duratio
 	}
 }
 
-func snapshot(ctx context.Context, gitDir string) (Refs, error) {
-	refs, err := Snapshot(ctx, gitDir)
-	if err == nil {
-		return refs, nil
+// snapshot lists the refs in process (git for what it cannot read) and
+// stamps what it read; objects of the previous refs are known to exist.
+func snapshot(ctx context.Context, gitDir string, prev Refs) (Refs, stamps, error) {
+	known := make(map[string]bool, len(prev))
+	for _, oid := range prev {
+		known[oid] = true
 	}
-	if _, serr := os.Stat(gitDir); errors.Is(serr, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", gitDir, ErrGone)
+	// A repository being removed can look like one with no refs: like
+	// git, require HEAD, refs/ and objects/, before and after.
+	if isRepo(gitDir) {
+		refs, st, err := readRefs(ctx, gitDir, known)
+		if err != nil && (ctx.Err() != nil || isRepo(gitDir)) {
+			return nil, nil, err
+		}
+		if err == nil && isRepo(gitDir) {
+			return refs, st, nil
+		}
 	}
-	if _, serr := os.Stat(gitDir + "/HEAD"); errors.Is(serr, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", gitDir, ErrGone)
+	return nil, nil, fmt.Errorf("%s: %w", gitDir, ErrGone)
+}
+
+func isRepo(gitDir string) bool {
+	for _, p := range []string{"HEAD", "refs", "objects"} {
+		if _, err := os.Stat(filepath.Join(gitDir, p)); err != nil {
+			return false
+		}
 	}
-	return nil, err
+	return true
 }
