@@ -12,12 +12,18 @@ import (
 	"time"
 )
 
-func git(t testing.TB, dir string, args ...string) string {
-	t.Helper()
+// gitCmd is git isolated from the user's configuration, run in dir.
+func gitCmd(dir string, args ...string) *exec.Cmd {
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME="+dir, "GIT_CONFIG_NOSYSTEM=1",
 		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org")
+	return cmd
+}
+
+func git(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	cmd := gitCmd(dir, args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
