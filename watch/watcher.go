@@ -32,6 +32,8 @@ type Options struct {
 	OnPolling func(reason error)
 	// Logger receives debug logs; nil discards them.
 	Logger *slog.Logger
+
+	onList func() // tests: called before each listing
 }
 
 func (o *Options) defaults() {
@@ -96,7 +98,7 @@ func Watch(ctx context.Context, gitDir string, opts Options, fn func(Update) err
 	}
 	// The first listing comes after the watch exists: a change in between
 	// is either in it or triggers an event.
-	refs, st, err := snapshot(ctx, gitDir, nil)
+	refs, st, err := snapshot(ctx, gitDir, nil, &opts)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -121,7 +123,7 @@ func Watch(ctx context.Context, gitDir string, opts Options, fn func(Update) err
 				return nil
 			}
 		}
-		now, nowSt, err := snapshot(ctx, gitDir, refs)
+		now, nowSt, err := snapshot(ctx, gitDir, refs, &opts)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -162,7 +164,10 @@ func settle(ctx context.Context, notify <-chan struct{}, quiet, max time.Duratio
 
 // snapshot lists the refs in process (git for what it cannot read) and
 // stamps what it read; objects of the previous refs are known to exist.
-func snapshot(ctx context.Context, gitDir string, prev Refs) (Refs, stamps, error) {
+func snapshot(ctx context.Context, gitDir string, prev Refs, opts *Options) (Refs, stamps, error) {
+	if opts.onList != nil {
+		opts.onList()
+	}
 	known := make(map[string]bool, len(prev))
 	for _, oid := range prev {
 		known[oid] = true

@@ -1,0 +1,138 @@
+package watch
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestIdleWatcherListsNothing: once the refs are settled (older than the
+// racy window), a watcher whose check runs every 20ms lists nothing
+// while nothing changes, then sees a change inotify did not report.
+func TestIdleWatcherListsNothing(t *testing.T) {
+	gitDir, c := newRepo(t)
+	hub, err := NewHub(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	var listings atomic.Int32
+	rec, _ := startWatch(t, gitDir, Options{Hub: hub, Check: 20 * time.Millisecond, onList: func() { listings.Add(1) }})
+	time.Sleep(racyWindow + 500*time.Millisecond)
+	before := listings.Load()
+	time.Sleep(time.Second) // 50 checks
+	if n := listings.Load() - before; n != 0 {
+		t.Errorf("%d listings in a second with nothing changing", n)
+	}
+	// inotify loses the repository's events (as after an overflow that
+	// was not reported): the check still sees the new ref.
+	hub.mu.Lock()
+	for d := range hub.owners {
+		_ = hub.w.Remove(d)
+	}
+	hub.mu.Unlock()
+	git(t, gitDir, "--git-dir="+gitDir, "update-ref", "refs/heads/unseen/by/inotify", c)
+	rec.until(t, "the change found by the check", func(r Refs) bool { return r["refs/heads/unseen/by/inotify"] == c })
+}
+
+// TestOverflowListsEveryRepository fills the hub's inotify queue until
+// the kernel drops events (IN_Q_OVERFLOW): a ref changed in another
+// repository meanwhile, whose events were dropped, is still seen at once,
+// because an overflow makes every repository of the hub list its refs.
+func TestOverflowListsEveryRepository(t *testing.T) {
+	a, _ := newRepo(t)
+	b, cb := newRepo(t)
+	logs := &lockedBuffer{}
+	hub, err := NewHub(slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	slow := Options{Hub: hub, Check: time.Hour} // no check to the rescue
+	startWatch(t, a, slow)
+	recB, _ := startWatch(t, b, slow)
+	data, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Hold the hub: fsnotify fills its channel and stops reading, so the
+	// kernel queue fills up: each flood round is two events.
+	hub.mu.Lock()
+	flood := filepath.Join(a, "refs", "flood")
+	for i := 0; i < queue/2+8000; i++ {
+		if err := os.Symlink("x", flood); err != nil {
+			hub.mu.Unlock()
+			t.Fatal(err)
+		}
+		if err := os.Remove(flood); err != nil {
+			hub.mu.Unlock()
+			t.Fatal(err)
+		}
+	}
+	git(t, b, "--git-dir="+b, "update-ref", "refs/heads/after-overflow", cb)
+	hub.mu.Unlock()
+	recB.until(t, "b's change after the overflow", func(r Refs) bool { return r["refs/heads/after-overflow"] == cb })
+	if !strings.Contains(logs.String(), "rescanning all repositories") {
+		t.Errorf("no overflow reported; logs:\n%s", logs.String())
+	}
+}
+
+// TestStampsRacy: a directory modified just before its stamp was taken
+// counts as changed at the next check (its next change may not move its
+// time); an older one only when its stat moves.
+func TestStampsRacy(t *testing.T) {
+	dir := t.TempDir()
+	st := stamps{}
+	st.add(dir)
+	if !st.changed() {
+		t.Error("a directory modified just now is not racy")
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(dir, old, old); err != nil {
+		t.Fatal(err)
+	}
+	st = stamps{}
+	st.add(dir)
+	if st.changed() {
+		t.Error("an old, unchanged directory counts as changed")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "new"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !st.changed() {
+		t.Error("a new entry not seen")
+	}
+	st = stamps{}
+	st.add(filepath.Join(dir, "missing"))
+	if st.changed() {
+		t.Error("a missing file that stays missing counts as changed")
+	}
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
