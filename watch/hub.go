@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/fsnotify/fsnotify"
 )
@@ -19,13 +21,25 @@ import (
 // then polls.
 var ErrNoWatches = errors.New("inotify watches exhausted")
 
+// DefaultCheck is how often a hub stats the refs directories and
+// packed-refs of every repository it watches, for changes inotify did not
+// report: a few stats per repository, in one batch, and no process.
+const DefaultCheck = 10 * time.Second
+
 // Hub shares one inotify instance among any number of watched
 // repositories: fs.inotify.max_user_instances is 128 on a default system,
 // which a daemon with many local remotes or a far-side watcher serving
 // many repositories would exhaust with one instance each.
+//
+// Every DefaultCheck it also stats, in one batch, what each repository's
+// last listing read (refs directories, packed-refs), and has a repository
+// whose stat moved list its refs again: the safety net for events the
+// kernel did not deliver. An inotify queue overflow has every repository
+// list its refs at once.
 type Hub struct {
-	w   *fsnotify.Watcher
-	log *slog.Logger
+	w    *fsnotify.Watcher
+	log  *slog.Logger
+	done chan struct{}
 
 	mu     sync.Mutex
 	owners map[string]map[*sub]bool // watched directory -> subscriptions
@@ -38,12 +52,17 @@ type Hub struct {
 type sub struct {
 	gitDir string
 	dirs   map[string]bool
-	notify chan struct{} // capacity 1: a pending "look again"
+	notify chan struct{}          // capacity 1: a pending "look again"
+	stamps atomic.Pointer[stamps] // of the last listing, never modified
 }
 
 // NewHub starts a hub. It fails with ErrNoWatches when no inotify instance
 // is left.
 func NewHub(log *slog.Logger) (*Hub, error) {
+	return newHub(log, DefaultCheck)
+}
+
+func newHub(log *slog.Logger, check time.Duration) (*Hub, error) {
 	w, err := fsnotify.NewBufferedWatcher(4096)
 	if err != nil {
 		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOSPC) {
@@ -54,17 +73,45 @@ func NewHub(log *slog.Logger) (*Hub, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Hub{w: w, log: log, owners: map[string]map[*sub]bool{}, subs: map[*sub]bool{}}
+	h := &Hub{w: w, log: log, done: make(chan struct{}), owners: map[string]map[*sub]bool{}, subs: map[*sub]bool{}}
 	go h.run()
+	go h.checkLoop(check)
 	return h, nil
 }
 
 // Close stops the hub; subscriptions get no more events.
 func (h *Hub) Close() error {
 	h.mu.Lock()
+	if !h.closed {
+		close(h.done)
+	}
 	h.closed = true
 	h.mu.Unlock()
 	return h.w.Close()
+}
+
+// checkLoop pokes, every period, the subscriptions whose stamps moved.
+func (h *Hub) checkLoop(period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.done:
+			return
+		case <-t.C:
+		}
+		h.mu.Lock()
+		subs := make([]*sub, 0, len(h.subs))
+		for s := range h.subs {
+			subs = append(subs, s)
+		}
+		h.mu.Unlock()
+		for _, s := range subs {
+			if st := s.stamps.Load(); st != nil && st.changed() {
+				poke(s)
+			}
+		}
+	}
 }
 
 // subscribe watches gitDir: the directory itself (packed-refs, reftable,

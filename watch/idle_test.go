@@ -14,17 +14,17 @@ import (
 )
 
 // TestIdleWatcherListsNothing: once the refs are settled (older than the
-// racy window), a watcher whose check runs every 20ms lists nothing
+// racy window), a watcher on a hub that checks every 20ms lists nothing
 // while nothing changes, then sees a change inotify did not report.
 func TestIdleWatcherListsNothing(t *testing.T) {
 	gitDir, c := newRepo(t)
-	hub, err := NewHub(nil)
+	hub, err := newHub(nil, 20*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer hub.Close()
 	var listings atomic.Int32
-	rec, _ := startWatch(t, gitDir, Options{Hub: hub, Check: 20 * time.Millisecond, onList: func() { listings.Add(1) }})
+	rec, _ := startWatch(t, gitDir, Options{Hub: hub, onList: func() { listings.Add(1) }})
 	time.Sleep(racyWindow + 500*time.Millisecond)
 	before := listings.Load()
 	time.Sleep(time.Second) // 50 checks
@@ -50,14 +50,13 @@ func TestOverflowListsEveryRepository(t *testing.T) {
 	a, _ := newRepo(t)
 	b, cb := newRepo(t)
 	logs := &lockedBuffer{}
-	hub, err := NewHub(slog.New(slog.NewTextHandler(logs, nil)))
+	hub, err := newHub(slog.New(slog.NewTextHandler(logs, nil)), time.Hour) // no check to the rescue
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer hub.Close()
-	slow := Options{Hub: hub, Check: time.Hour} // no check to the rescue
-	startWatch(t, a, slow)
-	recB, _ := startWatch(t, b, slow)
+	startWatch(t, a, Options{Hub: hub})
+	recB, _ := startWatch(t, b, Options{Hub: hub})
 	data, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
 	if err != nil {
 		t.Fatal(err)

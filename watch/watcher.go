@@ -18,14 +18,10 @@ type Options struct {
 	// they are listed (default 2ms); MaxDelay caps that wait during a
 	// continuous burst (default 50ms).
 	Settle, MaxDelay time.Duration
-	// Check is the period at which the watcher stats the refs
-	// directories and packed-refs, and lists the refs only if one of them
-	// moved (default 10s): a safety net for events inotify did not
-	// deliver, costing a few stats and no process. An inotify queue
-	// overflow makes every repository of the hub list its refs at once.
-	Check time.Duration
-	// Poll is the period of the same check when inotify cannot be used
-	// (default 1s).
+	// Poll is the period at which the watcher stats the refs directories
+	// and packed-refs when inotify cannot be used (default 1s); it lists
+	// the refs only when one of them moved. With a Hub, the hub makes the
+	// same check for all its repositories every DefaultCheck.
 	Poll time.Duration
 	// OnPolling is called once when the watcher falls back to polling,
 	// with the reason.
@@ -42,9 +38,6 @@ func (o *Options) defaults() {
 	}
 	if o.MaxDelay <= 0 {
 		o.MaxDelay = 50 * time.Millisecond
-	}
-	if o.Check <= 0 {
-		o.Check = 10 * time.Second
 	}
 	if o.Poll <= 0 {
 		o.Poll = time.Second
@@ -78,12 +71,12 @@ func Watch(ctx context.Context, gitDir string, opts Options, fn func(Update) err
 		return fmt.Errorf("%s: %w", gitDir, ErrGone)
 	}
 	var notify <-chan struct{}
-	period := opts.Check
+	var sub *sub // nil when polling
 	if opts.Hub != nil {
 		s, err := opts.Hub.subscribe(gitDir)
 		if err == nil {
 			defer opts.Hub.unsubscribe(s)
-			notify = s.notify
+			notify, sub = s.notify, s
 		} else if errors.Is(err, ErrNoWatches) {
 			opts.Hub = nil
 			if opts.OnPolling != nil {
@@ -92,9 +85,6 @@ func Watch(ctx context.Context, gitDir string, opts Options, fn func(Update) err
 		} else {
 			return err
 		}
-	}
-	if notify == nil {
-		period = opts.Poll
 	}
 	// The first listing comes after the watch exists: a change in between
 	// is either in it or triggers an event.
@@ -105,16 +95,23 @@ func Watch(ctx context.Context, gitDir string, opts Options, fn func(Update) err
 		}
 		return err
 	}
+	// With a hub, the hub checks the stamps; polling, the watcher does.
+	var tick <-chan time.Time
+	if sub != nil {
+		sub.stamps.Store(&st)
+	} else {
+		ticker := time.NewTicker(opts.Poll)
+		defer ticker.Stop()
+		tick = ticker.C
+	}
 	if err := fn(Update{First: true, Refs: refs}); err != nil {
 		return err
 	}
-	ticker := time.NewTicker(period)
-	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-ticker.C:
+		case <-tick:
 			if !st.changed() {
 				continue
 			}
@@ -131,6 +128,9 @@ func Watch(ctx context.Context, gitDir string, opts Options, fn func(Update) err
 			return err
 		}
 		st = nowSt
+		if sub != nil {
+			sub.stamps.Store(&st)
+		}
 		if changes := Diff(refs, now); len(changes) > 0 {
 			opts.Logger.Debug("refs changed", "git_dir", gitDir, "changes", len(changes))
 			refs = now
