@@ -26,6 +26,12 @@ var ErrNoWatches = errors.New("inotify watches exhausted")
 // report: a few stats per repository, in one batch, and no process.
 const DefaultCheck = 10 * time.Second
 
+// DefaultSweep is how many checks make a sweep: over one sweep (10
+// minutes), every repository lists its refs once, spread evenly, for a
+// change neither inotify nor a stat saw (a ref file rewritten in place
+// while events were lost).
+const DefaultSweep = 60
+
 // Hub shares one inotify instance among any number of watched
 // repositories: fs.inotify.max_user_instances is 128 on a default system,
 // which a daemon with many local remotes or a far-side watcher serving
@@ -34,7 +40,8 @@ const DefaultCheck = 10 * time.Second
 // Every DefaultCheck it also stats, in one batch, what each repository's
 // last listing read (refs directories, packed-refs), and has a repository
 // whose stat moved list its refs again: the safety net for events the
-// kernel did not deliver. An inotify queue overflow has every repository
+// kernel did not deliver. Each repository also lists its refs once every
+// DefaultSweep checks, the repositories taking turns. An inotify queue overflow has every repository
 // list its refs at once.
 type Hub struct {
 	w    *fsnotify.Watcher
@@ -45,6 +52,7 @@ type Hub struct {
 	owners map[string]map[*sub]bool // watched directory -> subscriptions
 	subs   map[*sub]bool
 	limit  int // maximum directories watched, 0 = the system's limit (tests)
+	turns  int // subscriptions so far, to spread their turns in a sweep
 	closed bool
 }
 
@@ -54,15 +62,22 @@ type sub struct {
 	dirs   map[string]bool
 	notify chan struct{}          // capacity 1: a pending "look again"
 	stamps atomic.Pointer[stamps] // of the last listing, never modified
+	turn   int                    // its check in a sweep
 }
+
+// setStamps hands the stamps of a listing to the hub's checks; st is
+// not modified afterwards.
+func (s *sub) setStamps(st stamps) { s.stamps.Store(&st) }
 
 // NewHub starts a hub. It fails with ErrNoWatches when no inotify instance
 // is left.
 func NewHub(log *slog.Logger) (*Hub, error) {
-	return newHub(log, DefaultCheck)
+	return newHub(log, DefaultCheck, DefaultSweep)
 }
 
-func newHub(log *slog.Logger, check time.Duration) (*Hub, error) {
+// newHub makes a hub that checks every check and lists every repository
+// once every sweep checks (never when sweep is 0).
+func newHub(log *slog.Logger, check time.Duration, sweep int) (*Hub, error) {
 	w, err := fsnotify.NewBufferedWatcher(4096)
 	if err != nil {
 		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOSPC) {
@@ -75,7 +90,7 @@ func newHub(log *slog.Logger, check time.Duration) (*Hub, error) {
 	}
 	h := &Hub{w: w, log: log, done: make(chan struct{}), owners: map[string]map[*sub]bool{}, subs: map[*sub]bool{}}
 	go h.run()
-	go h.checkLoop(check)
+	go h.checkLoop(check, sweep)
 	return h, nil
 }
 
@@ -90,11 +105,12 @@ func (h *Hub) Close() error {
 	return h.w.Close()
 }
 
-// checkLoop pokes, every period, the subscriptions whose stamps moved.
-func (h *Hub) checkLoop(period time.Duration) {
+// checkLoop pokes, every period, the subscriptions whose stamps moved,
+// and those whose turn in the sweep it is.
+func (h *Hub) checkLoop(period time.Duration, sweep int) {
 	t := time.NewTicker(period)
 	defer t.Stop()
-	for {
+	for n := 0; ; n++ {
 		select {
 		case <-h.done:
 			return
@@ -107,7 +123,11 @@ func (h *Hub) checkLoop(period time.Duration) {
 		}
 		h.mu.Unlock()
 		for _, s := range subs {
-			if st := s.stamps.Load(); st != nil && st.changed() {
+			st := s.stamps.Load()
+			if st == nil {
+				continue // its first listing is under way
+			}
+			if (sweep > 0 && n%sweep == s.turn%sweep) || st.changed() {
 				poke(s)
 			}
 		}
@@ -134,6 +154,8 @@ func (h *Hub) subscribe(gitDir string) (*sub, error) {
 	if h.closed {
 		return nil, errors.New("watch hub closed")
 	}
+	h.turns++
+	s.turn = h.turns
 	h.subs[s] = true
 	err = h.addDir(s, s.gitDir)
 	for _, d := range []string{"refs", "reftable"} {

@@ -18,7 +18,7 @@ import (
 // while nothing changes, then sees a change inotify did not report.
 func TestIdleWatcherListsNothing(t *testing.T) {
 	gitDir, c := newRepo(t)
-	hub, err := newHub(nil, 20*time.Millisecond)
+	hub, err := newHub(nil, 20*time.Millisecond, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +42,46 @@ func TestIdleWatcherListsNothing(t *testing.T) {
 	rec.until(t, "the change found by the check", func(r Refs) bool { return r["refs/heads/unseen/by/inotify"] == c })
 }
 
+// TestSweepFindsWhatStatsMiss: a ref file rewritten in place (its
+// directory unchanged) while inotify lost the events is found by the
+// sweep, each repository listing its refs once a sweep.
+func TestSweepFindsWhatStatsMiss(t *testing.T) {
+	gitDir, c := newRepo(t)
+	c2 := git(t, gitDir, "--git-dir="+gitDir, "commit-tree", c+"^{tree}", "-p", c, "-m", "two")
+	others := []string{}
+	for range 3 { // repositories taking turns before and after gitDir's
+		d, _ := newRepo(t)
+		others = append(others, d)
+	}
+	hub, err := newHub(nil, 20*time.Millisecond, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	for _, d := range others {
+		startWatch(t, d, Options{Hub: hub})
+	}
+	rec, _ := startWatch(t, gitDir, Options{Hub: hub})
+	time.Sleep(racyWindow + 100*time.Millisecond) // settled: no longer racy
+	hub.mu.Lock()
+	for d := range hub.owners {
+		_ = hub.w.Remove(d)
+	}
+	hub.mu.Unlock()
+	dir := filepath.Join(gitDir, "refs", "heads")
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main"), []byte(c2+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if fi2, err := os.Stat(dir); err != nil || !fi2.ModTime().Equal(fi.ModTime()) {
+		t.Fatalf("the directory changed: %v", err)
+	}
+	rec.until(t, "main rewritten in place", func(r Refs) bool { return r["refs/heads/main"] == c2 })
+}
+
 // TestOverflowListsEveryRepository fills the hub's inotify queue until
 // the kernel drops events (IN_Q_OVERFLOW): a ref changed in another
 // repository meanwhile, whose events were dropped, is still seen at once,
@@ -50,7 +90,7 @@ func TestOverflowListsEveryRepository(t *testing.T) {
 	a, _ := newRepo(t)
 	b, cb := newRepo(t)
 	logs := &lockedBuffer{}
-	hub, err := newHub(slog.New(slog.NewTextHandler(logs, nil)), time.Hour) // no check to the rescue
+	hub, err := newHub(slog.New(slog.NewTextHandler(logs, nil)), time.Hour, 0) // no check to the rescue
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,7 +98,7 @@ func Watch(ctx context.Context, gitDir string, opts Options, fn func(Update) err
 	// With a hub, the hub checks the stamps; polling, the watcher does.
 	var tick <-chan time.Time
 	if sub != nil {
-		sub.stamps.Store(&st)
+		sub.setStamps(st)
 	} else {
 		ticker := time.NewTicker(opts.Poll)
 		defer ticker.Stop()
@@ -129,7 +129,7 @@ func Watch(ctx context.Context, gitDir string, opts Options, fn func(Update) err
 		}
 		st = nowSt
 		if sub != nil {
-			sub.stamps.Store(&st)
+			sub.setStamps(st)
 		}
 		if changes := Diff(refs, now); len(changes) > 0 {
 			opts.Logger.Debug("refs changed", "git_dir", gitDir, "changes", len(changes))
