@@ -44,42 +44,49 @@ func TestIdleWatcherListsNothing(t *testing.T) {
 
 // TestSweepFindsWhatStatsMiss: a ref file rewritten in place (its
 // directory unchanged) while inotify lost the events is found by the
-// sweep, each repository listing its refs once a sweep.
+// sweep, each repository listing its refs once a sweep; a polling watcher
+// lists its refs every DefaultSweep polls.
 func TestSweepFindsWhatStatsMiss(t *testing.T) {
-	gitDir, c := newRepo(t)
-	c2 := git(t, gitDir, "--git-dir="+gitDir, "commit-tree", c+"^{tree}", "-p", c, "-m", "two")
-	others := []string{}
-	for range 3 { // repositories taking turns before and after gitDir's
-		d, _ := newRepo(t)
-		others = append(others, d)
+	for _, mode := range []string{"hub", "polling"} {
+		t.Run(mode, func(t *testing.T) {
+			gitDir, c := newRepo(t)
+			c2 := git(t, gitDir, "--git-dir="+gitDir, "commit-tree", c+"^{tree}", "-p", c, "-m", "two")
+			opts := Options{Poll: 20 * time.Millisecond}
+			if mode == "hub" {
+				hub, err := newHub(nil, 20*time.Millisecond, 5)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer hub.Close()
+				opts.Hub = hub
+				for range 3 { // repositories taking turns before and after gitDir's
+					d, _ := newRepo(t)
+					startWatch(t, d, opts)
+				}
+			}
+			rec, _ := startWatch(t, gitDir, opts)
+			time.Sleep(racyWindow + 100*time.Millisecond) // settled: no longer racy
+			if opts.Hub != nil {
+				opts.Hub.mu.Lock()
+				for d := range opts.Hub.owners {
+					_ = opts.Hub.w.Remove(d)
+				}
+				opts.Hub.mu.Unlock()
+			}
+			dir := filepath.Join(gitDir, "refs", "heads")
+			fi, err := os.Stat(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "main"), []byte(c2+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if fi2, err := os.Stat(dir); err != nil || !fi2.ModTime().Equal(fi.ModTime()) {
+				t.Fatalf("the directory changed: %v", err)
+			}
+			rec.until(t, "main rewritten in place", func(r Refs) bool { return r["refs/heads/main"] == c2 })
+		})
 	}
-	hub, err := newHub(nil, 20*time.Millisecond, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hub.Close()
-	for _, d := range others {
-		startWatch(t, d, Options{Hub: hub})
-	}
-	rec, _ := startWatch(t, gitDir, Options{Hub: hub})
-	time.Sleep(racyWindow + 100*time.Millisecond) // settled: no longer racy
-	hub.mu.Lock()
-	for d := range hub.owners {
-		_ = hub.w.Remove(d)
-	}
-	hub.mu.Unlock()
-	dir := filepath.Join(gitDir, "refs", "heads")
-	fi, err := os.Stat(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "main"), []byte(c2+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if fi2, err := os.Stat(dir); err != nil || !fi2.ModTime().Equal(fi.ModTime()) {
-		t.Fatalf("the directory changed: %v", err)
-	}
-	rec.until(t, "main rewritten in place", func(r Refs) bool { return r["refs/heads/main"] == c2 })
 }
 
 // TestOverflowListsEveryRepository fills the hub's inotify queue until

@@ -20,8 +20,9 @@ type Options struct {
 	Settle, MaxDelay time.Duration
 	// Poll is the period at which the watcher stats the refs directories
 	// and packed-refs when inotify cannot be used (default 1s); it lists
-	// the refs only when one of them moved. With a Hub, the hub makes the
-	// same check for all its repositories every DefaultCheck.
+	// the refs only when one of them moved, and every DefaultSweep polls.
+	// With a Hub, the hub makes the same checks for all its repositories
+	// every DefaultCheck.
 	Poll time.Duration
 	// OnPolling is called once when the watcher falls back to polling,
 	// with the reason.
@@ -107,12 +108,14 @@ func Watch(ctx context.Context, gitDir string, opts Options, fn func(Update) err
 	if err := fn(Update{First: true, Refs: refs}); err != nil {
 		return err
 	}
-	for {
+	for polls := 1; ; polls++ {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick:
-			if !st.changed() {
+			// Every DefaultSweep polls it lists anyway, as the hub's
+			// sweep does.
+			if polls%DefaultSweep != 0 && !st.changed() {
 				continue
 			}
 		case <-notify:
