@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -79,8 +80,9 @@ func BenchmarkIdle(b *testing.B) {
 		}
 		fmt.Fprintf(&cfg, "[remote \"r%03d\"]\n\turl = %s\n\tfetch = +refs/heads/*:refs/remotes/r%03d/*\n", i, repos[i], i)
 	}
-	clone := filepath.Join(dir, "clone")
+	clone, empty := filepath.Join(dir, "clone"), filepath.Join(dir, "empty")
 	runCmd(b, gitEnv, dir, "git", "init", "-q", clone)
+	runCmd(b, gitEnv, dir, "git", "init", "-q", empty)
 	f, err := os.OpenFile(filepath.Join(clone, ".git", "config"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		b.Fatal(err)
@@ -92,13 +94,16 @@ func BenchmarkIdle(b *testing.B) {
 
 	b.ResetTimer()
 	for range b.N {
-		// Our side: the daemon with idleRepos local remotes.
+		// Our side: the daemon with idleRepos local remotes, and beside
+		// it, for comparison, one with none.
 		daemon := startIdle(b, grd, clone, daemonEnv, []string{"--foreground"})
 		daemon.await(b, "CONNECTED ", idleRepos, 5*time.Minute)
+		base := startIdle(b, grd, empty, daemonEnv, []string{"--foreground"})
 		daemon.quiet(b, gitLog)
-		cpu, runs := measureAll(b, []*idleProc{daemon}, idle, gitLog)
+		cpu, baseCPU, runs := measureAll(b, []*idleProc{daemon}, []*idleProc{base}, idle, gitLog)
 		daemon.stop(b)
-		report(b, "local", cpu, runs, idle)
+		base.stop(b)
+		report(b, "local", cpu, baseCPU, runs, idle)
 
 		// The far side: notify-changes watching idleRepos repositories, on
 		// two streams (a stream holds at most 256 watches).
@@ -113,21 +118,24 @@ func BenchmarkIdle(b *testing.B) {
 		for half, p := range sides {
 			p.await(b, "READY ", (idleRepos+1-half)/2, 5*time.Minute)
 		}
+		base = startIdle(b, grd, dir, daemonEnv, []string{"notify-changes"})
 		sides[0].quiet(b, gitLog)
-		cpu, runs = measureAll(b, sides, idle, gitLog)
-		for _, p := range sides {
+		cpu, baseCPU, runs = measureAll(b, sides, []*idleProc{base}, idle, gitLog)
+		for _, p := range append(sides, base) {
 			p.stop(b)
 		}
-		report(b, "notify", cpu, runs, idle)
+		report(b, "notify", cpu, baseCPU, runs, idle)
 	}
 }
 
-func report(b *testing.B, side string, cpu time.Duration, runs int, idle time.Duration) {
+func report(b *testing.B, side string, cpu, baseCPU time.Duration, runs int, idle time.Duration) {
 	pct := 100 * cpu.Seconds() / idle.Seconds()
+	basePct := 100 * baseCPU.Seconds() / idle.Seconds()
 	b.ReportMetric(pct, "%core-"+side)
+	b.ReportMetric(basePct, "%core-"+side+"-empty")
 	b.ReportMetric(float64(runs), "git-runs-"+side)
-	b.Logf("%-6s %d repositories idle %s: %.3f%% of a core (target < 0.1%%), %s CPU, git ran %d times",
-		side, idleRepos, idle, pct, cpu, runs)
+	b.Logf("%-6s %d repositories idle %s: %.3f%% of a core (target < 0.1%%), %s CPU, git ran %d times; "+
+		"the same with no repositories: %.3f%%", side, idleRepos, idle, pct, cpu, runs, basePct)
 }
 
 // idleProc is a git-remote-daemon process whose stdout is read line by
@@ -204,18 +212,19 @@ func (p *idleProc) quiet(b *testing.B, gitLog string) {
 	}
 }
 
-// measureAll leaves ps idle for idle, pinging every 3 s as the ssh
-// transport does, and returns the CPU they and their children used and
-// how many times git ran meanwhile.
-func measureAll(b *testing.B, ps []*idleProc, idle time.Duration, gitLog string) (time.Duration, int) {
-	cpu := func() time.Duration {
+// measureAll leaves ps and base idle for idle, pinging every 3 s as the
+// ssh transport does, and returns the CPU ps and their children used, the
+// CPU base and theirs used, and how many times git ran meanwhile.
+func measureAll(b *testing.B, ps, base []*idleProc, idle time.Duration, gitLog string) (cpu, baseCPU time.Duration, runs int) {
+	sum := func(ps []*idleProc) time.Duration {
 		var sum time.Duration
 		for _, p := range ps {
 			sum += procCPU(b, p.cmd.Process.Pid)
 		}
 		return sum
 	}
-	before, runs := cpu(), countRuns(gitLog)
+	before, baseBefore, runsBefore := sum(ps), sum(base), countRuns(gitLog)
+	ps = append(slices.Clone(ps), base...)
 	end := time.Now().Add(idle)
 	ping := time.NewTicker(3 * time.Second)
 	defer ping.Stop()
@@ -233,7 +242,8 @@ func measureAll(b *testing.B, ps []*idleProc, idle time.Duration, gitLog string)
 			drain(p.lines)
 		}
 	}
-	return cpu() - before, countRuns(gitLog) - runs
+	ps = ps[:len(ps)-len(base)]
+	return sum(ps) - before, sum(base) - baseBefore, countRuns(gitLog) - runsBefore
 }
 
 func drain(ch chan string) {
