@@ -24,8 +24,12 @@ const symrefMaxDepth = 5
 // `git for-each-ref --format='%(objectname) %(refname)'` does (see
 // Snapshot), but in process for the files backend: no git is started.
 // It falls back to git for what it cannot read itself (reftable, an
-// object it cannot find).
+// object it cannot find). Like git, it requires HEAD, refs/ and objects/
+// (else the error wraps ErrNoRepository).
 func Read(ctx context.Context, gitDir string) (Refs, error) {
+	if !isRepo(gitDir) {
+		return nil, fmt.Errorf("%s: %w", gitDir, ErrNoRepository)
+	}
 	refs, _, err := readRefs(ctx, gitDir, nil)
 	return refs, err
 }

@@ -197,6 +197,22 @@ func TestReadAlternatesAndSHA256(t *testing.T) {
 	}
 }
 
+// TestReadNoRepository: like git, Read refuses a directory without HEAD,
+// refs/ or objects/ rather than list no refs.
+func TestReadNoRepository(t *testing.T) {
+	f := getFixture(t)
+	for _, missing := range []string{"HEAD", "refs", "objects"} {
+		gitDir := f.copyRepo(t)
+		if err := os.RemoveAll(filepath.Join(gitDir, missing)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Read(context.Background(), gitDir); !errors.Is(err, ErrNoRepository) {
+			t.Errorf("without %s: %v", missing, err)
+		}
+		agree(t, gitDir, "without "+missing)
+	}
+}
+
 // TestReadReftableFallsBackToGit: a repository whose config names
 // another ref storage is never read in process.
 func TestReadReftableFallsBackToGit(t *testing.T) {
