@@ -127,12 +127,14 @@ func readFiles(gitDir string, known map[string]bool, st stamps) (Refs, error) {
 		return nil, fmt.Errorf("%w: reftable", errNeedGit)
 	}
 	r := &refReader{gitDir: gitDir, hexLen: format.hexLen}
-	st.add(filepath.Join(gitDir, "packed-refs"))
-	if r.packed, err = r.readPacked(); err != nil {
+	// Loose refs first, then packed-refs, as git does: a ref that
+	// `git pack-refs --prune` moves meanwhile is then in one or the other.
+	loose := map[string]rawRef{}
+	if err := r.walk("refs", loose, st); err != nil {
 		return nil, err
 	}
-	loose := map[string]string{} // name -> object, "" when broken
-	if err := r.walk("refs", loose, st); err != nil {
+	st.add(filepath.Join(gitDir, "packed-refs"))
+	if r.packed, err = r.readPacked(); err != nil {
 		return nil, err
 	}
 	out := Refs{}
@@ -141,7 +143,14 @@ func readFiles(gitDir string, known map[string]bool, st stamps) (Refs, error) {
 			out[name] = p.oid
 		}
 	}
-	for name, oid := range loose {
+	for name, raw := range loose {
+		if raw.broken {
+			continue
+		}
+		oid, err := r.finish(raw, name)
+		if err != nil {
+			return nil, err
+		}
 		if oid != "" {
 			out[name] = oid
 		}
@@ -176,7 +185,7 @@ type refReader struct {
 
 // walk reads the loose refs below dir (a ref name prefix such as
 // "refs/heads") into loose.
-func (r *refReader) walk(dir string, loose map[string]string, st stamps) error {
+func (r *refReader) walk(dir string, loose map[string]rawRef, st stamps) error {
 	path := filepath.Join(r.gitDir, filepath.FromSlash(dir))
 	st.add(path)
 	entries, err := os.ReadDir(path)
@@ -204,72 +213,95 @@ func (r *refReader) walk(dir string, loose map[string]string, st stamps) error {
 			}
 			continue
 		}
-		oid := ""
-		if checkRefname(ref, true) {
-			oid, err = r.resolve(ref)
-			if err != nil {
-				return err
-			}
+		if !checkRefname(ref, true) {
+			loose[ref] = rawRef{broken: true}
+			continue
 		}
-		loose[ref] = oid
+		raw, err := r.readRaw(ref)
+		if err != nil {
+			return err
+		}
+		loose[ref] = raw
 	}
 	return nil
 }
 
-// resolve follows ref to an object name like git's
-// refs_resolve_ref_unsafe(RESOLVE_REF_READING): "" when it is broken.
-func (r *refReader) resolve(ref string) (string, error) {
-	for i := 0; i < symrefMaxDepth; i++ {
-		oid, target, err := r.readRaw(ref)
-		if err != nil || (oid == "" && target == "") {
-			return "", err
-		}
-		if target == "" {
-			if oid == strings.Repeat("0", r.hexLen) {
-				return "", nil // git: "null_oid ... repo corruption"
-			}
-			return oid, nil
-		}
-		if !checkRefname(target, true) {
+// rawRef is one ref as read, not followed.
+type rawRef struct {
+	oid, target string
+	packed      bool // not a loose ref (any more): packed-refs has it, if anyone
+	broken      bool // does not parse
+}
+
+// finish resolves a loose ref read before packed-refs was: "" when it is
+// broken.
+func (r *refReader) finish(raw rawRef, name string) (string, error) {
+	oid := raw.oid
+	switch {
+	case raw.packed:
+		oid = r.packed[name].oid
+	case raw.target != "":
+		if !checkRefname(raw.target, true) {
 			return "", nil
 		}
-		ref = target
+		return r.resolve(raw.target, symrefMaxDepth-1)
+	}
+	if oid == strings.Repeat("0", r.hexLen) {
+		return "", nil // git: "null_oid ... repo corruption"
+	}
+	return oid, nil
+}
+
+// resolve follows ref to an object name like git's
+// refs_resolve_ref_unsafe(RESOLVE_REF_READING), in at most reads raw
+// reads: "" when it is broken.
+func (r *refReader) resolve(ref string, reads int) (string, error) {
+	for i := 0; i < reads; i++ {
+		raw, err := r.readRaw(ref)
+		if err != nil || raw.broken {
+			return "", err
+		}
+		if raw.target == "" {
+			return r.finish(raw, ref)
+		}
+		if !checkRefname(raw.target, true) {
+			return "", nil
+		}
+		ref = raw.target
 	}
 	return "", nil
 }
 
-// readRaw reads one ref without following it: its object name or its
-// symbolic target, both empty when it does not exist or does not parse
-// (files_read_raw_ref).
-func (r *refReader) readRaw(ref string) (oid, target string, err error) {
+// readRaw reads one ref without following it (files_read_raw_ref).
+func (r *refReader) readRaw(ref string) (rawRef, error) {
 	path := filepath.Join(r.gitDir, filepath.FromSlash(ref))
 	fi, err := os.Lstat(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir) {
-			return r.packed[ref].oid, "", nil
+			return rawRef{packed: true}, nil
 		}
-		return "", "", fmt.Errorf("read ref %s: %w", ref, err)
+		return rawRef{}, fmt.Errorf("read ref %s: %w", ref, err)
 	}
 	if fi.Mode()&fs.ModeSymlink != 0 {
 		if link, err := os.Readlink(path); err == nil && strings.HasPrefix(link, "refs/") && checkRefname(link, false) {
-			return "", link, nil
+			return rawRef{target: link}, nil
 		}
 	}
 	if fi.IsDir() {
-		return r.packed[ref].oid, "", nil
+		return rawRef{packed: true}, nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return r.packed[ref].oid, "", nil // removed since the Lstat
+			return rawRef{packed: true}, nil // removed since the Lstat
 		}
 		if errors.Is(err, errIsDir) {
-			return "", "", nil
+			return rawRef{broken: true}, nil
 		}
-		return "", "", fmt.Errorf("read ref %s: %w", ref, err)
+		return rawRef{}, fmt.Errorf("read ref %s: %w", ref, err)
 	}
-	oid, target = parseLoose(data, r.hexLen)
-	return oid, target, nil
+	oid, target := parseLoose(data, r.hexLen)
+	return rawRef{oid: oid, target: target, broken: oid == "" && target == ""}, nil
 }
 
 // parseLoose parses a loose ref file (parse_loose_ref_contents after

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -383,4 +384,55 @@ func FuzzParseLoose(f *testing.F) {
 			t.Fatalf("parseLoose(%q) = %q, %q", data, oid, target)
 		}
 	})
+}
+
+// TestReadDuringPackRefs: while `git pack-refs --prune` moves loose refs
+// into packed-refs, every in-process listing has every ref created
+// before it started: loose refs are read before packed-refs, as git
+// reads them.
+func TestReadDuringPackRefs(t *testing.T) {
+	f := getFixture(t)
+	gitDir := f.copyRepo(t)
+	name := func(i int) string { return fmt.Sprintf("refs/heads/d%d/b%d", i/50, i) }
+	var created atomic.Int64
+	known := map[string]bool{f.c1: true, f.c2: true, f.tag: true}
+	stop := make(chan struct{})
+	failed := make(chan string, 1)
+	go func() {
+		defer close(failed)
+		for listings := 0; ; listings++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			n := int(created.Load())
+			got, err := readFiles(gitDir, known, nil)
+			if err != nil {
+				failed <- err.Error()
+				return
+			}
+			for i := range n {
+				if got[name(i)] != f.c1 {
+					failed <- fmt.Sprintf("listing %d: %s missing (%d refs created before it)", listings, name(i), n)
+					return
+				}
+			}
+		}
+	}()
+	for i := range 1000 {
+		if i%50 == 49 {
+			git(t, gitDir, "--git-dir="+gitDir, "pack-refs", "--all", "--prune")
+		}
+		writeFile(t, gitDir, name(i)+".lock", f.c1+"\n") // as git writes a ref
+		path := filepath.Join(gitDir, filepath.FromSlash(name(i)))
+		if err := os.Rename(path+".lock", path); err != nil {
+			t.Fatal(err)
+		}
+		created.Add(1)
+	}
+	close(stop)
+	if msg, ok := <-failed; ok {
+		t.Fatal(msg)
+	}
 }
