@@ -25,7 +25,7 @@ func TestIdleWatcherListsNothing(t *testing.T) {
 	defer hub.Close()
 	var listings atomic.Int32
 	rec, _ := startWatch(t, gitDir, Options{Hub: hub, onList: func() { listings.Add(1) }})
-	time.Sleep(racyWindow + 500*time.Millisecond)
+	time.Sleep(racyWindow + time.Second) // the racy re-listings are over
 	before := listings.Load()
 	time.Sleep(time.Second) // 50 checks
 	if n := listings.Load() - before; n != 0 {
