@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/fsnotify/fsnotify"
 )
@@ -19,18 +21,38 @@ import (
 // then polls.
 var ErrNoWatches = errors.New("inotify watches exhausted")
 
+// DefaultCheck is how often a hub stats the refs directories and
+// packed-refs of every repository it watches, for changes inotify did not
+// report: a few stats per repository, in one batch, and no process.
+const DefaultCheck = 10 * time.Second
+
+// DefaultSweep is how many checks make a sweep: over one sweep (10
+// minutes), every repository lists its refs once, spread evenly, for a
+// change neither inotify nor a stat saw (a ref file rewritten in place
+// while events were lost).
+const DefaultSweep = 60
+
 // Hub shares one inotify instance among any number of watched
 // repositories: fs.inotify.max_user_instances is 128 on a default system,
 // which a daemon with many local remotes or a far-side watcher serving
 // many repositories would exhaust with one instance each.
+//
+// Every DefaultCheck it also stats, in one batch, what each repository's
+// last listing read (refs directories, packed-refs), and has a repository
+// whose stat moved list its refs again: the safety net for events the
+// kernel did not deliver. Each repository also lists its refs once every
+// DefaultSweep checks, the repositories taking turns. An inotify queue overflow has every repository
+// list its refs at once.
 type Hub struct {
-	w   *fsnotify.Watcher
-	log *slog.Logger
+	w    *fsnotify.Watcher
+	log  *slog.Logger
+	done chan struct{}
 
 	mu     sync.Mutex
 	owners map[string]map[*sub]bool // watched directory -> subscriptions
 	subs   map[*sub]bool
 	limit  int // maximum directories watched, 0 = the system's limit (tests)
+	turns  int // subscriptions so far, to spread their turns in a sweep
 	closed bool
 }
 
@@ -38,12 +60,24 @@ type Hub struct {
 type sub struct {
 	gitDir string
 	dirs   map[string]bool
-	notify chan struct{} // capacity 1: a pending "look again"
+	notify chan struct{}          // capacity 1: a pending "look again"
+	stamps atomic.Pointer[stamps] // of the last listing, never modified
+	turn   int                    // its check in a sweep
 }
+
+// setStamps hands the stamps of a listing to the hub's checks; st is
+// not modified afterwards.
+func (s *sub) setStamps(st stamps) { s.stamps.Store(&st) }
 
 // NewHub starts a hub. It fails with ErrNoWatches when no inotify instance
 // is left.
 func NewHub(log *slog.Logger) (*Hub, error) {
+	return newHub(log, DefaultCheck, DefaultSweep)
+}
+
+// newHub makes a hub that checks every check and lists every repository
+// once every sweep checks (never when sweep is 0).
+func newHub(log *slog.Logger, check time.Duration, sweep int) (*Hub, error) {
 	w, err := fsnotify.NewBufferedWatcher(4096)
 	if err != nil {
 		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOSPC) {
@@ -54,17 +88,50 @@ func NewHub(log *slog.Logger) (*Hub, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Hub{w: w, log: log, owners: map[string]map[*sub]bool{}, subs: map[*sub]bool{}}
+	h := &Hub{w: w, log: log, done: make(chan struct{}), owners: map[string]map[*sub]bool{}, subs: map[*sub]bool{}}
 	go h.run()
+	go h.checkLoop(check, sweep)
 	return h, nil
 }
 
 // Close stops the hub; subscriptions get no more events.
 func (h *Hub) Close() error {
 	h.mu.Lock()
+	if !h.closed {
+		close(h.done)
+	}
 	h.closed = true
 	h.mu.Unlock()
 	return h.w.Close()
+}
+
+// checkLoop pokes, every period, the subscriptions whose stamps moved,
+// and those whose turn in the sweep it is.
+func (h *Hub) checkLoop(period time.Duration, sweep int) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for n := 0; ; n++ {
+		select {
+		case <-h.done:
+			return
+		case <-t.C:
+		}
+		h.mu.Lock()
+		subs := make([]*sub, 0, len(h.subs))
+		for s := range h.subs {
+			subs = append(subs, s)
+		}
+		h.mu.Unlock()
+		for _, s := range subs {
+			st := s.stamps.Load()
+			if st == nil {
+				continue // its first listing is under way
+			}
+			if (sweep > 0 && n%sweep == s.turn%sweep) || st.changed() {
+				poke(s)
+			}
+		}
+	}
 }
 
 // subscribe watches gitDir: the directory itself (packed-refs, reftable,
@@ -87,6 +154,8 @@ func (h *Hub) subscribe(gitDir string) (*sub, error) {
 	if h.closed {
 		return nil, errors.New("watch hub closed")
 	}
+	h.turns++
+	s.turn = h.turns
 	h.subs[s] = true
 	err = h.addDir(s, s.gitDir)
 	for _, d := range []string{"refs", "reftable"} {

@@ -2,11 +2,16 @@
 //
 // It watches the git directory, refs/** (adding new subdirectories as they
 // appear), packed-refs and reftable/ with inotify (through fsnotify), and
-// settles each burst of events by diffing `git for-each-ref` snapshots, so
-// that new branches in new subdirectories, tags, deletions and
-// `git pack-refs` are all seen, and no single event needs to be caught.
-// When inotify cannot be used it polls. One Hub shares a single inotify
-// instance among any number of watched repositories.
+// settles each burst of events by diffing complete listings, so that new
+// branches in new subdirectories, tags, deletions and `git pack-refs` are
+// all seen, and no single event needs to be caught. A listing reads loose
+// refs and packed-refs in process with git's rules (Read), and asks
+// `git for-each-ref` only for what it cannot read (reftable). Between
+// events a watcher only stats the refs directories and packed-refs now and
+// then, for events inotify may have lost; an inotify queue overflow makes
+// every repository list its refs. When inotify cannot be used it polls
+// the same way. One Hub shares a single inotify instance among any number
+// of watched repositories.
 //
 // The same watcher runs in the daemon (local remotes, the repository
 // itself) and on the far side of remote transports.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -17,17 +18,19 @@ type Options struct {
 	// they are listed (default 2ms); MaxDelay caps that wait during a
 	// continuous burst (default 50ms).
 	Settle, MaxDelay time.Duration
-	// Rescan is the period of a full listing even without events
-	// (default 30s), a safety net for events the kernel dropped.
-	Rescan time.Duration
-	// Poll is the listing period when inotify cannot be used
-	// (default 1s).
+	// Poll is the period at which the watcher stats the refs directories
+	// and packed-refs when inotify cannot be used (default 1s); it lists
+	// the refs only when one of them moved, and every DefaultSweep polls.
+	// With a Hub, the hub makes the same checks for all its repositories
+	// every DefaultCheck.
 	Poll time.Duration
 	// OnPolling is called once when the watcher falls back to polling,
 	// with the reason.
 	OnPolling func(reason error)
 	// Logger receives debug logs; nil discards them.
 	Logger *slog.Logger
+
+	onList func() // tests: called before each listing
 }
 
 func (o *Options) defaults() {
@@ -36,9 +39,6 @@ func (o *Options) defaults() {
 	}
 	if o.MaxDelay <= 0 {
 		o.MaxDelay = 50 * time.Millisecond
-	}
-	if o.Rescan <= 0 {
-		o.Rescan = 30 * time.Second
 	}
 	if o.Poll <= 0 {
 		o.Poll = time.Second
@@ -72,12 +72,12 @@ func Watch(ctx context.Context, gitDir string, opts Options, fn func(Update) err
 		return fmt.Errorf("%s: %w", gitDir, ErrGone)
 	}
 	var notify <-chan struct{}
-	period := opts.Rescan
+	var sub *sub // nil when polling
 	if opts.Hub != nil {
 		s, err := opts.Hub.subscribe(gitDir)
 		if err == nil {
 			defer opts.Hub.unsubscribe(s)
-			notify = s.notify
+			notify, sub = s.notify, s
 		} else if errors.Is(err, ErrNoWatches) {
 			opts.Hub = nil
 			if opts.OnPolling != nil {
@@ -87,39 +87,52 @@ func Watch(ctx context.Context, gitDir string, opts Options, fn func(Update) err
 			return err
 		}
 	}
-	if notify == nil {
-		period = opts.Poll
-	}
 	// The first listing comes after the watch exists: a change in between
 	// is either in it or triggers an event.
-	refs, err := snapshot(ctx, gitDir)
+	refs, st, err := snapshot(ctx, gitDir, nil, &opts)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
+	// With a hub, the hub checks the stamps; polling, the watcher does.
+	var tick <-chan time.Time
+	if sub != nil {
+		sub.setStamps(st)
+	} else {
+		ticker := time.NewTicker(opts.Poll)
+		defer ticker.Stop()
+		tick = ticker.C
+	}
 	if err := fn(Update{First: true, Refs: refs}); err != nil {
 		return err
 	}
-	ticker := time.NewTicker(period)
-	defer ticker.Stop()
-	for {
+	for polls := 1; ; polls++ {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-ticker.C:
+		case <-tick:
+			// Every DefaultSweep polls it lists anyway, as the hub's
+			// sweep does.
+			if polls%DefaultSweep != 0 && !st.changed() {
+				continue
+			}
 		case <-notify:
 			if !settle(ctx, notify, opts.Settle, opts.MaxDelay) {
 				return nil
 			}
 		}
-		now, err := snapshot(ctx, gitDir)
+		now, nowSt, err := snapshot(ctx, gitDir, refs, &opts)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
+		}
+		st = nowSt
+		if sub != nil {
+			sub.setStamps(st)
 		}
 		if changes := Diff(refs, now); len(changes) > 0 {
 			opts.Logger.Debug("refs changed", "git_dir", gitDir, "changes", len(changes))
@@ -152,16 +165,35 @@ func settle(ctx context.Context, notify <-chan struct{}, quiet, max time.Duratio
 	}
 }
 
-func snapshot(ctx context.Context, gitDir string) (Refs, error) {
-	refs, err := Snapshot(ctx, gitDir)
-	if err == nil {
-		return refs, nil
+// snapshot lists the refs in process (git for what it cannot read) and
+// stamps what it read; objects of the previous refs are known to exist.
+func snapshot(ctx context.Context, gitDir string, prev Refs, opts *Options) (Refs, stamps, error) {
+	if opts.onList != nil {
+		opts.onList()
 	}
-	if _, serr := os.Stat(gitDir); errors.Is(serr, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", gitDir, ErrGone)
+	known := make(map[string]bool, len(prev))
+	for _, oid := range prev {
+		known[oid] = true
 	}
-	if _, serr := os.Stat(gitDir + "/HEAD"); errors.Is(serr, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", gitDir, ErrGone)
+	// A repository being removed can look like one with no refs: like
+	// git, require HEAD, refs/ and objects/, before and after.
+	if isRepo(gitDir) {
+		refs, st, err := readRefs(ctx, gitDir, known)
+		if err != nil && (ctx.Err() != nil || isRepo(gitDir)) {
+			return nil, nil, err
+		}
+		if err == nil && isRepo(gitDir) {
+			return refs, st, nil
+		}
 	}
-	return nil, err
+	return nil, nil, fmt.Errorf("%s: %w", gitDir, ErrGone)
+}
+
+func isRepo(gitDir string) bool {
+	for _, p := range []string{"HEAD", "refs", "objects"} {
+		if _, err := os.Stat(filepath.Join(gitDir, p)); err != nil {
+			return false
+		}
+	}
+	return true
 }
