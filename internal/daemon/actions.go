@@ -57,7 +57,7 @@ type pullResult struct {
 // worktree moves with `git merge --ff-only` there, so its files follow
 // (and git refuses if local changes would be lost).
 func (d *Daemon) pull(ctx context.Context, r gitcfg.Remote, cfg *gitcfg.Config) ([]pullResult, error) {
-	local, err := watch.Snapshot(ctx, d.repo.CommonDir)
+	local, err := watch.Read(ctx, d.repo.CommonDir)
 	if err != nil {
 		return nil, err
 	}

@@ -284,7 +284,7 @@ func (r *runner) known(ctx context.Context, remote watch.Refs) (watch.Refs, erro
 	if ok {
 		return known, nil
 	}
-	local, err := watch.Snapshot(ctx, r.d.repo.CommonDir)
+	local, err := watch.Read(ctx, r.d.repo.CommonDir)
 	if err != nil {
 		return nil, err
 	}

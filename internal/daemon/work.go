@@ -177,7 +177,7 @@ func (r *runner) push(ctx context.Context, asked bool) bool {
 		}
 		return false
 	}
-	local, err := watch.Snapshot(ctx, r.d.repo.CommonDir)
+	local, err := watch.Read(ctx, r.d.repo.CommonDir)
 	if err != nil {
 		if ctx.Err() != nil {
 			r.d.pushes.add(name, asked)
