@@ -149,7 +149,7 @@ func newDaemon(ctx context.Context, c *cli.Context, sup *supervise.Supervisor, o
 		transport.Other: poll.Dialer{},
 	}
 	var node *thnode.Service // set once the repository is known, before Serve configures it
-	d, err := daemon.New(ctx, daemon.Options{Dir: dir(c), Transports: reg, Hub: hub, Out: out, Logger: log, StatusFile: statusFile,
+	d, err := daemon.New(ctx, daemon.Options{Dir: dir(c), Transports: reg, Hub: hub, Out: out, Logger: log, StatusFile: statusFile, Supervisor: sup,
 		Configure: func(ctx context.Context, cfg *gitcfg.Config) error { return node.Configure(ctx, cfg) }})
 	if err != nil {
 		_ = sshDialer.Close()

@@ -19,6 +19,7 @@ import (
 	"github.com/git-remote-daemon/git-remote-daemon/internal/backoff"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/redact"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/supervise"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/transport"
 	"github.com/git-remote-daemon/git-remote-daemon/protocol"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
@@ -45,6 +46,11 @@ type Options struct {
 	// StatusFile, when set, is rewritten with the status of every remote
 	// after each event (read by `git-remote-daemon status`).
 	StatusFile string
+	// Supervisor, when set, runs the daemon's long-lived parts (a runner
+	// per remote, the watch of the repository's own refs) beside the
+	// program's others; it must be served (Serve) by the caller. Nil: the
+	// daemon serves one of its own during Serve.
+	Supervisor *supervise.Supervisor
 	// Configure, when set, is called with the configuration before the
 	// remotes start and again after every RELOAD that read it, before the
 	// remotes are restarted: services that follow remotedaemon.* (the
@@ -95,7 +101,8 @@ type Daemon struct {
 	ctx     context.Context
 	runners map[string]*runner
 	paused  bool
-	self    *selfWatch
+	self    bool // the watch of the repository's own refs runs
+	sup     *supervise.Supervisor
 }
 
 // New finds the repository and reads its configuration.
@@ -125,7 +132,10 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{opts: opts, repo: repo, log: opts.Logger, book: newBook(opts.StatusFile),
-		clock: opts.clock, runners: map[string]*runner{}, pullTurn: make(chan struct{}, 1)}
+		clock: opts.clock, runners: map[string]*runner{}, pullTurn: make(chan struct{}, 1), sup: opts.Supervisor}
+	if d.sup == nil {
+		d.sup = supervise.New(supervise.Options{Logger: opts.Logger})
+	}
 	if d.opts.watchSelf == nil {
 		d.opts.watchSelf = func(ctx context.Context, fn func(watch.Update) error) error {
 			return watch.Watch(ctx, filepath.Clean(d.repo.CommonDir), watch.Options{Hub: d.opts.Hub, Logger: d.log}, fn)
@@ -150,6 +160,12 @@ func (d *Daemon) Repo() Repo { return d.repo }
 // its end), handling each command as it comes. A nil cmds means no
 // commands (background mode).
 func (d *Daemon) Serve(ctx context.Context, cmds <-chan protocol.Message) error {
+	if d.opts.Supervisor == nil { // serve our own, stopped after the runners
+		supCtx, stopSup := context.WithCancel(context.WithoutCancel(ctx))
+		served := make(chan struct{})
+		go func() { defer close(served); _ = d.sup.Serve(supCtx) }()
+		defer func() { stopSup(); <-served }()
+	}
 	d.mu.Lock()
 	d.ctx = ctx
 	d.configureLocked(d.config())
@@ -257,7 +273,7 @@ func (d *Daemon) stopAllLocked() {
 func (d *Daemon) startLocked(rc gitcfg.Remote) {
 	r := newRunner(d, rc)
 	d.runners[rc.Name] = r
-	r.start(d.ctx)
+	r.start()
 }
 
 // reloadLocked re-reads the configuration: removed remotes stop (and
@@ -315,7 +331,7 @@ func (d *Daemon) reloadLocked() {
 		d.stopSelfLocked()
 		return
 	}
-	if d.self == nil {
+	if !d.self {
 		d.startSelfLocked() // its first update asks every remote with daemonPush: all started now
 		return
 	}
@@ -369,13 +385,6 @@ func (d *Daemon) requestPushes() {
 
 func (d *Daemon) config() *gitcfg.Config { return d.cfg.Load() }
 
-// selfWatch watches the repository's own branches and tags, so that
-// remotes with daemonPush get local changes.
-type selfWatch struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
 // wantSelfLocked reports whether a running remote has daemonPush.
 func (d *Daemon) wantSelfLocked() bool {
 	for _, r := range d.runners {
@@ -386,36 +395,42 @@ func (d *Daemon) wantSelfLocked() bool {
 	return false
 }
 
+// selfService is the name of the watch of the repository's own branches
+// and tags, which remotes with daemonPush need.
+const selfService = "own refs"
+
 func (d *Daemon) startSelfLocked() {
-	if !d.wantSelfLocked() || d.self != nil {
+	if !d.wantSelfLocked() || d.self {
 		return
 	}
-	ctx, cancel := context.WithCancel(d.ctx)
-	s := &selfWatch{cancel: cancel, done: make(chan struct{})}
-	d.self = s
-	go func() {
-		defer close(s.done)
-		b := d.newBackoff()
-		for {
-			began := d.clock.Now()
-			err := d.opts.watchSelf(ctx, func(u watch.Update) error {
-				if u.First || pushable(u.Changes) {
-					d.requestPushes() // at start: what changed while not watched
-				}
-				return nil
-			})
-			if ctx.Err() != nil {
-				return
+	d.self = true
+	d.sup.Add(selfService, supervise.Func(d.watchOwnRefs))
+}
+
+// watchOwnRefs watches the repository's own refs until ctx ends,
+// retrying with backoff, and asks for a push of every remote with
+// daemonPush when they change.
+func (d *Daemon) watchOwnRefs(ctx context.Context) error {
+	b := d.newBackoff()
+	for {
+		began := d.clock.Now()
+		err := d.opts.watchSelf(ctx, func(u watch.Update) error {
+			if u.First || pushable(u.Changes) {
+				d.requestPushes() // at start: what changed while not watched
 			}
-			b.Done(d.clock.Now().Sub(began))
-			d.log.Error("watching the repository's own refs", "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-d.clock.After(b.Next()):
-			}
+			return nil
+		})
+		if ctx.Err() != nil {
+			return nil
 		}
-	}()
+		b.Done(d.clock.Now().Sub(began))
+		d.log.Error("watching the repository's own refs", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.clock.After(b.Next()):
+		}
+	}
 }
 
 // newBackoff returns the reconnect delays of Options.
@@ -424,10 +439,9 @@ func (d *Daemon) newBackoff() backoff.Backoff {
 }
 
 func (d *Daemon) stopSelfLocked() {
-	if d.self != nil {
-		d.self.cancel()
-		<-d.self.done
-		d.self = nil
+	if d.self {
+		d.sup.Remove(selfService)
+		d.self = false
 	}
 }
 

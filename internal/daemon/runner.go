@@ -22,11 +22,9 @@ type runner struct {
 	cfg  gitcfg.Remote
 	kind transport.Kind
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	wake   chan struct{} // the worker has something to do
-	kick   chan struct{} // reconnect now, skipping the backoff
-	again  chan struct{} // retry a failed action or push now, skipping the backoff
+	wake  chan struct{} // the worker has something to do
+	kick  chan struct{} // reconnect now, skipping the backoff
+	again chan struct{} // retry a failed action or push now, skipping the backoff
 
 	mu          sync.Mutex
 	watcher     transport.Watcher
@@ -68,9 +66,9 @@ func newRunner(d *Daemon, cfg gitcfg.Remote) *runner {
 		wake: make(chan struct{}, 1), kick: make(chan struct{}, 1), again: make(chan struct{}, 1)}
 }
 
-func (r *runner) start(parent context.Context) {
-	ctx, cancel := context.WithCancel(parent)
-	r.cancel = cancel
+// start sets the runner up and adds it to the daemon's supervisor, which
+// runs it (Serve) until stop.
+func (r *runner) start() {
 	name := r.cfg.Name
 	r.d.book.update(name, func(s *RemoteStatus) {
 		s.URL, s.Transport, s.State = redactURL(r.cfg.URL), string(r.kind), StateConnecting
@@ -99,21 +97,30 @@ func (r *runner) start(parent context.Context) {
 		r.d.book.update(name, func(s *RemoteStatus) { s.State = StateNotWatched })
 	}
 	r.d.pushes.register(name, r.poke)
-	r.wg.Add(1)
-	go func() { defer r.wg.Done(); r.work(ctx) }()
-	if r.watched {
-		r.wg.Add(1)
-		go func() { defer r.wg.Done(); r.watchLoop(ctx, w) }()
-	}
+	r.d.sup.Add(r.service(), r)
 	r.poke() // a PUSH may have been requested while stopped
+}
+
+// service is the runner's name under the supervisor.
+func (r *runner) service() string { return "remote " + r.cfg.Name }
+
+// Serve performs the remote's actions and, when it is watched, keeps it
+// watched, until ctx ends.
+func (r *runner) Serve(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); r.work(ctx) }()
+	if r.watched {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.watchLoop(ctx, r.watcher) }()
+	}
+	wg.Wait()
+	return nil
 }
 
 // stop ends the runner; DISCONNECTED has been emitted when it returns.
 func (r *runner) stop() {
-	if r.cancel != nil {
-		r.cancel()
-	}
-	r.wg.Wait()
+	r.d.sup.Remove(r.service())
 	r.d.pushes.register(r.cfg.Name, nil)
 }
 
