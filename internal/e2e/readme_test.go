@@ -40,7 +40,7 @@ import (
 // readmeTags are the tagged blocks the README must have.
 var readmeTags = []string{
 	"local-start", "local-stop", // Quick start: a local remote
-	"ssh",                                           // ssh remotes
+	"ssh",                                        // ssh remotes
 	"th-bob-address", "th-alice", "th-bob-clone", // th:: remotes, Alice and Bob
 }
 
