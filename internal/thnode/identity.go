@@ -53,7 +53,10 @@ func IdentityFor(cfg *gitcfg.Config, commonDir string) (*telehash.Identity, erro
 }
 
 // LoadOrCreate loads the identity at path, creating it (0600, in a 0700
-// directory) when there is none.
+// directory) when there is none. Of processes creating it at once (a
+// daemon starting and `address` run right after it), the first to link
+// its file in place wins and the others load the winner's: none goes on
+// with a key that is not on disk.
 func LoadOrCreate(path string) (*telehash.Identity, error) {
 	id, err := telehash.LoadIdentity(path)
 	if err == nil {
@@ -69,8 +72,23 @@ func LoadOrCreate(path string) (*telehash.Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := id.Save(path); err != nil {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".new-id-*.json")
+	if err != nil {
+		return nil, fmt.Errorf("creating identity: %w", err)
+	}
+	_ = tmp.Close()
+	defer os.Remove(tmp.Name())
+	if err := id.Save(tmp.Name()); err != nil {
 		return nil, err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return telehash.LoadIdentity(path)
+		}
+		// A file system without hard links: rename (not exclusive).
+		if err := os.Rename(tmp.Name(), path); err != nil {
+			return nil, fmt.Errorf("creating identity: %w", err)
+		}
 	}
 	return id, nil
 }
