@@ -166,11 +166,16 @@ func TestReadme(t *testing.T) {
 			t.Errorf("no script in testdata/readme runs the README block %s", tag)
 		}
 	}
+	testscript.Run(t, readmeParams("testdata/readme", blocks))
+}
+
+// readmeParams runs the scripts in dir with blocks as the README's.
+func readmeParams(dir string, blocks map[string]string) testscript.Params {
 	cmds := commands()
 	cmds["envfrom"] = cmdEnvFrom
 	cmds["farhost"] = cmdFarHost
-	testscript.Run(t, testscript.Params{
-		Dir: "testdata/readme",
+	return testscript.Params{
+		Dir: dir,
 		Setup: func(env *testscript.Env) error {
 			if err := setup(env); err != nil {
 				return err
@@ -179,7 +184,45 @@ func TestReadme(t *testing.T) {
 		},
 		Cmds:                cmds,
 		RequireExplicitExec: true,
-	})
+	}
+}
+
+// TestReadmeBrokenBlock: a README block that runs without error but no
+// longer does what the README says fails its script. Here the Quick
+// start's stop block stops nothing.
+func TestReadmeBrokenBlock(t *testing.T) {
+	t.Parallel()
+	text, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, err := readmeBlocks(string(text))
+	if err != nil {
+		t.Fatalf("README.md: %v", err)
+	}
+	if !strings.Contains(blocks["local-stop"], "git-remote-daemon stop") {
+		t.Fatalf("README.md local-stop block %q: no `git-remote-daemon stop` to break", blocks["local-stop"])
+	}
+	blocks["local-stop"] = strings.ReplaceAll(blocks["local-stop"], "git-remote-daemon stop", "git-remote-daemon status")
+	dir := t.TempDir()
+	script, err := os.ReadFile("testdata/readme/local.txtar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "local.txtar"), script, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := &recordT{TB: t}
+	testscript.RunT(r, readmeParams(dir, blocks))
+	if !r.Failed() {
+		t.Fatalf("local.txtar passed with a stop block that stops nothing:\n%s", r.log.String())
+	}
+	// It fails at the broken block, not before.
+	log := r.log.String()
+	run := strings.Index(log, "> exec bash -eu $WORK/readme/local-stop.sh")
+	if run < 0 || !strings.Contains(log[run:], "FAIL: ") {
+		t.Errorf("not failed after the stop block:\n%s", log)
+	}
 }
 
 // writeReadmeBlocks writes each block to dir/readme/TAG.sh, with the
