@@ -39,7 +39,7 @@ import (
 
 // readmeTags are the tagged blocks the README must have.
 var readmeTags = []string{
-	"local-start", "local-stop", // Quick start: a local remote
+	"local-start", "local-control", "local-stop", // Quick start: a local remote
 	"ssh",                                        // ssh remotes
 	"th-bob-address", "th-alice", "th-bob-clone", // th:: remotes, Alice and Bob
 }
