@@ -129,7 +129,7 @@ func logger(c *cli.Context) *slog.Logger {
 
 // newDaemon wires the daemon with every transport. The telehash node is
 // a service the daemon configures at start and after every RELOAD.
-func newDaemon(ctx context.Context, c *cli.Context, out daemon.Emitter, statusFile string) (*daemon.Daemon, func(), error) {
+func newDaemon(ctx context.Context, c *cli.Context, out daemon.Emitter, statusFile string, started func()) (*daemon.Daemon, func(), error) {
 	log := logger(c)
 	hub, err := watch.NewHub(log)
 	if err != nil {
@@ -154,7 +154,7 @@ func newDaemon(ctx context.Context, c *cli.Context, out daemon.Emitter, statusFi
 			hub.Close()
 		}
 	}
-	d, err := daemon.New(ctx, daemon.Options{Dir: dir(c), Transports: reg, Hub: hub, Out: out, Logger: log, StatusFile: statusFile,
+	d, err := daemon.New(ctx, daemon.Options{Dir: dir(c), Transports: reg, Hub: hub, Out: out, Logger: log, StatusFile: statusFile, Started: started,
 		Configure: func(ctx context.Context, cfg *gitcfg.Config) error { return node.Configure(ctx, cfg) }})
 	if err != nil {
 		cleanup()
@@ -194,7 +194,7 @@ func runForeground(c *cli.Context) error {
 	// The socket opens with the lock: a command that comes while the
 	// daemon starts waits for it rather than finding no daemon.
 	defer startControl(ctx, paths, repo, mux, log)()
-	d, closeHub, err := newDaemon(ctx, c, out, paths.Status)
+	d, closeHub, err := newDaemon(ctx, c, out, paths.Status, nil)
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
@@ -248,7 +248,8 @@ func runService(c *cli.Context) error {
 	defer cancel()
 	mux := newCommandMux()
 	defer startControl(ctx, paths, repo, mux, log)()
-	d, closeHub, err := newDaemon(ctx, c, logEmitter{log}, paths.Status)
+	// Up once the remotes have started: a `status` right after lists them.
+	d, closeHub, err := newDaemon(ctx, c, logEmitter{log}, paths.Status, func() { background.Ready("ready") })
 	if err != nil {
 		background.Ready("error: " + err.Error())
 		return cli.Exit(err.Error(), 1)
@@ -269,7 +270,6 @@ func runService(c *cli.Context) error {
 		}
 	}()
 	log.Info("started", "version", Version, "pid", os.Getpid(), "mode", string(mode), "repo", repo.Dir)
-	background.Ready("ready")
 	err = d.Serve(ctx, mux.out)
 	log.Info("stopped")
 	return err
