@@ -21,7 +21,9 @@ import (
 // and the scripts in testdata/readme/*.txtar run those files with bash
 // (`exec bash -eu $WORK/readme/NAME.sh`), each person in a HOME of their
 // own, and check what the README promises. So a README block that no
-// longer works, or a tagged block that disappears, fails the test.
+// longer works (bash -eu: a command failing, a variable unset), no longer
+// does what the README says, or disappears, fails the test. A new tagged
+// block goes into readmeTags and into a script.
 //
 // What a user pastes between the steps comes from the outputs of the
 // earlier blocks: the README names it as a shell variable (BOB_URL,
