@@ -133,7 +133,8 @@ func logger(c *cli.Context) *slog.Logger {
 // newDaemon wires the daemon with every transport. Its long-lived parts
 // (the inotify hub, the ssh hosts, the telehash node) are added to sup,
 // which closes each when the program stops.
-func newDaemon(ctx context.Context, c *cli.Context, sup *supervise.Supervisor, out daemon.Emitter, statusFile string) (*daemon.Daemon, error) {
+// started, when set, is called once every remote has started.
+func newDaemon(ctx context.Context, c *cli.Context, sup *supervise.Supervisor, out daemon.Emitter, statusFile string, started func()) (*daemon.Daemon, error) {
 	log := logger(c)
 	hub, err := watch.NewHub(log)
 	if err != nil {
@@ -149,7 +150,7 @@ func newDaemon(ctx context.Context, c *cli.Context, sup *supervise.Supervisor, o
 		transport.Other: poll.Dialer{},
 	}
 	var node *thnode.Service // set once the repository is known, before Serve configures it
-	d, err := daemon.New(ctx, daemon.Options{Dir: dir(c), Transports: reg, Hub: hub, Out: out, Logger: log, StatusFile: statusFile, Supervisor: sup,
+	d, err := daemon.New(ctx, daemon.Options{Dir: dir(c), Transports: reg, Hub: hub, Out: out, Logger: log, StatusFile: statusFile, Supervisor: sup, Started: started,
 		Configure: func(ctx context.Context, cfg *gitcfg.Config) error { return node.Configure(ctx, cfg) }})
 	if err != nil {
 		_ = sshDialer.Close()
@@ -218,7 +219,7 @@ func runForeground(c *cli.Context) error {
 	// The socket opens with the lock: a command that comes while the
 	// daemon starts waits for it rather than finding no daemon.
 	addControl(sup, paths, repo, mux, log)
-	d, err := newDaemon(ctx, c, sup, out, paths.Status)
+	d, err := newDaemon(ctx, c, sup, out, paths.Status, nil)
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
@@ -274,7 +275,8 @@ func runService(c *cli.Context) error {
 	sup := supervise.New(supervise.Options{Logger: log})
 	mux := newCommandMux()
 	addControl(sup, paths, repo, mux, log)
-	d, err := newDaemon(ctx, c, sup, logEmitter{log}, paths.Status)
+	// Up once the remotes have started: a `status` right after lists them.
+	d, err := newDaemon(ctx, c, sup, logEmitter{log}, paths.Status, func() { background.Ready("ready") })
 	if err != nil {
 		background.Ready("error: " + err.Error())
 		return cli.Exit(err.Error(), 1)
@@ -295,7 +297,6 @@ func runService(c *cli.Context) error {
 		}
 	}))
 	log.Info("started", "version", Version, "pid", os.Getpid(), "mode", string(mode), "repo", repo.Dir)
-	background.Ready("ready")
 	err = run(ctx, sup, d, mux.out)
 	log.Info("stopped")
 	return err

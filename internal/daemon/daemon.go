@@ -57,6 +57,10 @@ type Options struct {
 	// telehash node) start, move or stop there. An error is reported as
 	// `ERROR *` and the remotes run anyway.
 	Configure func(ctx context.Context, cfg *gitcfg.Config) error
+	// Started, when set, is called once by Serve when every remote has
+	// started (the status file lists them all): a background daemon
+	// reports itself up there, so a `status` right after lists them.
+	Started func()
 	// MinBackoff and MaxBackoff bound the reconnect delay (defaults 1s
 	// and 3m); a connection that stayed up for StableAfter (default 1m)
 	// resets it.
@@ -171,6 +175,9 @@ func (d *Daemon) Serve(ctx context.Context, cmds <-chan protocol.Message) error 
 	d.configureLocked(d.config())
 	d.startAllLocked()
 	d.mu.Unlock()
+	if d.opts.Started != nil {
+		d.opts.Started()
+	}
 	defer func() {
 		d.mu.Lock()
 		d.stopAllLocked()

@@ -103,13 +103,14 @@ func mapRef(specs gitrepo.Refspecs, ref string) (string, bool) { return specs.Ma
 
 // deriveKnown guesses which of the remote's refs the local repository is
 // already up to date with: those whose tracking ref (through the fetch
-// refspecs), or same-named local ref (tags), has the same object.
+// refspecs), or for a ref no refspec maps (tags) its same-named local ref,
+// has the same object.
 func deriveKnown(remote, local watch.Refs, specs gitrepo.Refspecs) watch.Refs {
 	known := watch.Refs{}
 	for ref, sha := range remote {
 		if l, ok := specs.Map(ref); ok && local[l] == sha {
 			known[ref] = sha
-		} else if local[ref] == sha {
+		} else if !ok && local[ref] == sha {
 			known[ref] = sha
 		}
 	}
