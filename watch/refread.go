@@ -30,28 +30,32 @@ func Read(ctx context.Context, gitDir string) (Refs, error) {
 	if !isRepo(gitDir) {
 		return nil, fmt.Errorf("%s: %w", gitDir, ErrNoRepository)
 	}
-	refs, _, err := readRefs(ctx, gitDir, nil)
+	refs, _, _, err := readRefs(ctx, gitDir, nil)
 	return refs, err
 }
 
 // readRefs is Read; it also returns the stamps of the files and
 // directories whose change means the refs may have changed, and takes
 // the objects already known to exist.
-func readRefs(ctx context.Context, gitDir string, known map[string]bool) (Refs, stamps, error) {
+//
+// locked reports a ref transaction in progress (a ref's or packed-refs'
+// lock file seen): git commits a transaction's refs one file at a time,
+// so the listing may hold some of its updates and not others.
+func readRefs(ctx context.Context, gitDir string, known map[string]bool) (refs Refs, st stamps, locked bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	st := stamps{}
+	st = stamps{}
 	st.add(filepath.Join(gitDir, "reftable"))
 	st.add(filepath.Join(gitDir, "reftable", "tables.list"))
-	refs, err := readFiles(gitDir, known, st)
+	refs, locked, err = readFiles(gitDir, known, st)
 	if errors.Is(err, errNeedGit) {
 		refs, err = Snapshot(ctx, gitDir)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	return refs, st, nil
+	return refs, st, locked, nil
 }
 
 // repoFormat is what the repository's config says about its storage.
@@ -118,24 +122,32 @@ func readFormat(gitDir string) (repoFormat, error) {
 //   - a packed tag lists its own object name, not its peeled "^" line;
 //   - a ref whose object is missing is skipped by git: here the listing
 //     is handed to git instead (errNeedGit), so both always agree.
-func readFiles(gitDir string, known map[string]bool, st stamps) (Refs, error) {
+func readFiles(gitDir string, known map[string]bool, st stamps) (Refs, bool, error) {
+	refs, r, err := readFilesWith(gitDir, known, st)
+	return refs, r != nil && r.locked, err
+}
+
+func readFilesWith(gitDir string, known map[string]bool, st stamps) (Refs, *refReader, error) {
 	format, err := readFormat(gitDir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if format.reftype {
-		return nil, fmt.Errorf("%w: reftable", errNeedGit)
+		return nil, nil, fmt.Errorf("%w: reftable", errNeedGit)
 	}
 	r := &refReader{gitDir: gitDir, hexLen: format.hexLen}
 	// Loose refs first, then packed-refs, as git does: a ref that
 	// `git pack-refs --prune` moves meanwhile is then in one or the other.
 	loose := map[string]rawRef{}
 	if err := r.walk("refs", loose, st); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st.add(filepath.Join(gitDir, "packed-refs"))
+	if _, err := os.Lstat(filepath.Join(gitDir, "packed-refs.lock")); err == nil {
+		r.locked = true
+	}
 	if r.packed, err = r.readPacked(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := Refs{}
 	for name, p := range r.packed {
@@ -149,7 +161,7 @@ func readFiles(gitDir string, known map[string]bool, st stamps) (Refs, error) {
 		}
 		oid, err := r.finish(raw, name)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if oid != "" {
 			out[name] = oid
@@ -163,13 +175,13 @@ func readFiles(gitDir string, known map[string]bool, st stamps) (Refs, error) {
 		}
 		ok, err := objs.has(oid)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !ok {
-			return nil, fmt.Errorf("%w: %s points to %s, not found in process", errNeedGit, name, oid)
+			return nil, nil, fmt.Errorf("%w: %s points to %s, not found in process", errNeedGit, name, oid)
 		}
 	}
-	return out, nil
+	return out, r, nil
 }
 
 type packedRef struct {
@@ -181,6 +193,7 @@ type refReader struct {
 	gitDir string
 	hexLen int
 	packed map[string]packedRef
+	locked bool // a lock file of a ref or of packed-refs was seen
 }
 
 // walk reads the loose refs below dir (a ref name prefix such as
@@ -197,7 +210,11 @@ func (r *refReader) walk(dir string, loose map[string]rawRef, st stamps) error {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if name[0] == '.' || strings.HasSuffix(name, ".lock") {
+		if strings.HasSuffix(name, ".lock") {
+			r.locked = true
+			continue
+		}
+		if name[0] == '.' {
 			continue
 		}
 		ref := dir + "/" + name

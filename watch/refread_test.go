@@ -71,7 +71,7 @@ func agree(t testing.TB, gitDir, what string) (alone bool) {
 	if wantErr == nil && !got.Equal(want) {
 		t.Fatalf("%s: in process and git differ:\n%s", what, describeDiff(want, got))
 	}
-	_, err := readFiles(gitDir, nil, nil)
+	_, _, err := readFiles(gitDir, nil, nil)
 	return !errors.Is(err, errNeedGit)
 }
 
@@ -224,7 +224,7 @@ func TestReadReftableFallsBackToGit(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, gitDir, "config", string(cfg)+"[extensions]\n\trefStorage = reftable\n")
-	if _, err := readFiles(gitDir, nil, nil); !errors.Is(err, errNeedGit) {
+	if _, _, err := readFiles(gitDir, nil, nil); !errors.Is(err, errNeedGit) {
 		t.Fatalf("readFiles on a reftable repository: %v", err)
 	}
 	agree(t, gitDir, "reftable config") // git 2.39 refuses it; so must Read
@@ -407,7 +407,7 @@ func TestReadDuringPackRefs(t *testing.T) {
 			default:
 			}
 			n := int(created.Load())
-			got, err := readFiles(gitDir, known, nil)
+			got, _, err := readFiles(gitDir, known, nil)
 			if err != nil {
 				failed <- err.Error()
 				return

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -324,5 +325,40 @@ func TestWatchCancelledBeforeFirstListing(t *testing.T) {
 	}
 	if called {
 		t.Error("fn called after the context ended")
+	}
+}
+
+// A ref transaction commits its refs one file at a time while it holds
+// their lock files: a listing in the middle waits for it, so an atomic
+// update is one update, however slowly the files move.
+func TestTransactionIsOneUpdate(t *testing.T) {
+	hub, err := NewHub(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	gitDir, c := newRepo(t)
+	rec, _ := startWatch(t, gitDir, Options{Hub: hub})
+	heads := filepath.Join(gitDir, "refs", "heads")
+	// As git commits "create x, delete main": main locked, x written,
+	// then (40 ms later, far past the 2 ms quiet time) main and its lock
+	// removed.
+	if err := os.WriteFile(filepath.Join(heads, "main.lock"), []byte(c+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(heads, "x"), []byte(c+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(40 * time.Millisecond)
+	if err := os.Remove(filepath.Join(heads, "main")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(heads, "main.lock")); err != nil {
+		t.Fatal(err)
+	}
+	u := rec.next(t)
+	want := []Change{{Ref: "refs/heads/main", Old: c}, {Ref: "refs/heads/x", New: c}}
+	if !reflect.DeepEqual(u.Changes, want) {
+		t.Fatalf("first update after the transaction: %+v, want %+v in one", u.Changes, want)
 	}
 }

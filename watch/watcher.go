@@ -89,7 +89,7 @@ func Watch(ctx context.Context, gitDir string, opts Options, fn func(Update) err
 	}
 	// The first listing comes after the watch exists: a change in between
 	// is either in it or triggers an event.
-	refs, st, err := snapshot(ctx, gitDir, nil, &opts)
+	refs, st, _, err := snapshot(ctx, gitDir, nil, &opts)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -123,7 +123,7 @@ func Watch(ctx context.Context, gitDir string, opts Options, fn func(Update) err
 				return nil
 			}
 		}
-		now, nowSt, err := snapshot(ctx, gitDir, refs, &opts)
+		now, nowSt, err := settledSnapshot(ctx, gitDir, refs, &opts)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -165,9 +165,36 @@ func settle(ctx context.Context, notify <-chan struct{}, quiet, max time.Duratio
 	}
 }
 
+// lockWait bounds how long a listing waits for a ref transaction in
+// progress to commit (a lock file left by a killed git does not hold the
+// watcher longer), and lockPoll is how often it looks again.
+const (
+	lockWait = 200 * time.Millisecond
+	lockPoll = 5 * time.Millisecond
+)
+
+// settledSnapshot is snapshot, listing again while a ref transaction is
+// in progress: git commits an atomic push's refs one file at a time, and
+// a listing in the middle would report one batch as two.
+func settledSnapshot(ctx context.Context, gitDir string, prev Refs, opts *Options) (Refs, stamps, error) {
+	deadline := time.Now().Add(lockWait)
+	for {
+		refs, st, locked, err := snapshot(ctx, gitDir, prev, opts)
+		if err != nil || !locked || time.Now().After(deadline) {
+			return refs, st, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(lockPoll):
+		}
+	}
+}
+
 // snapshot lists the refs in process (git for what it cannot read) and
-// stamps what it read; objects of the previous refs are known to exist.
-func snapshot(ctx context.Context, gitDir string, prev Refs, opts *Options) (Refs, stamps, error) {
+// stamps what it read; objects of the previous refs are known to exist;
+// locked reports a ref transaction in progress.
+func snapshot(ctx context.Context, gitDir string, prev Refs, opts *Options) (refs Refs, st stamps, locked bool, err error) {
 	if opts.onList != nil {
 		opts.onList()
 	}
@@ -178,15 +205,15 @@ func snapshot(ctx context.Context, gitDir string, prev Refs, opts *Options) (Ref
 	// A repository being removed can look like one with no refs: like
 	// git, require HEAD, refs/ and objects/, before and after.
 	if isRepo(gitDir) {
-		refs, st, err := readRefs(ctx, gitDir, known)
+		refs, st, locked, err := readRefs(ctx, gitDir, known)
 		if err != nil && (ctx.Err() != nil || isRepo(gitDir)) {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		if err == nil && isRepo(gitDir) {
-			return refs, st, nil
+			return refs, st, locked, nil
 		}
 	}
-	return nil, nil, fmt.Errorf("%s: %w", gitDir, ErrGone)
+	return nil, nil, false, fmt.Errorf("%s: %w", gitDir, ErrGone)
 }
 
 func isRepo(gitDir string) bool {
