@@ -119,3 +119,24 @@ func TestNonCanonicalKeyRefused(t *testing.T) {
 		t.Errorf("b answered or kept a non-canonical handshake: %+v, %d peers", s, peers)
 	}
 }
+
+// The low-order points refused before any X25519 are exactly those X25519
+// refuses (an all-zero result), whatever the scalar.
+func TestLowOrderPoints(t *testing.T) {
+	r := newDetRand("low-order")
+	for i, pt := range lowOrderPoints {
+		if err := checkKey3a(pt[:]); err != nil {
+			t.Fatalf("point %d not canonical: %v", i, err)
+		}
+		for range 4 {
+			kp, _ := GenerateKeypair(r)
+			if _, err := beforenm(&pt, &kp.Secret); err == nil {
+				t.Fatalf("point %d: X25519 accepted it", i)
+			}
+		}
+	}
+	kp, _ := GenerateKeypair(r)
+	if lowOrder(&kp.Public) {
+		t.Fatal("a real key taken for a low-order point")
+	}
+}
