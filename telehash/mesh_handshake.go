@@ -69,8 +69,9 @@ type tomb struct {
 }
 
 // receiveHandshakeDatagram handles a handshake message on the read loop
-// (uncloaked, b reused afterwards): cheap checks, the per-source limit,
-// then known sessions at once and unknown ones through the worker queue.
+// (uncloaked, pkt reused afterwards): cheap checks, then handshakes of
+// known sessions at once, and unknown ones, within their source's
+// limit, through the worker queue.
 func (m *Mesh) receiveHandshakeDatagram(pkt []byte, from netip.AddrPort) {
 	if len(pkt) < 3+MessageOverhead3a || len(pkt) > MaxPacketSize || pkt[2] != byte(CS3a) {
 		m.stats.dropMalformed.Add(1)
@@ -79,10 +80,6 @@ func (m *Mesh) receiveHandshakeDatagram(pkt []byte, from netip.AddrPort) {
 	eph := [KeySize3a]byte(pkt[3 : 3+KeySize3a])
 	if checkKey3a(eph[:]) != nil || lowOrder(&eph) {
 		m.stats.dropMalformed.Add(1)
-		return
-	}
-	if !m.limiter.allow(from, time.Now()) {
-		m.stats.dropRateLimited.Add(1)
 		return
 	}
 	m.mu.Lock()
@@ -99,6 +96,12 @@ func (m *Mesh) receiveHandshakeDatagram(pkt []byte, from netip.AddrPort) {
 			return
 		}
 		p.handshake(h, from)
+		return
+	}
+	// Only handshakes needing X25519 count against their source's limit:
+	// those of known sessions cost about what a channel packet does.
+	if !m.limiter.allow(from, time.Now()) {
+		m.stats.dropRateLimited.Add(1)
 		return
 	}
 	m.hsPending.Add(1)

@@ -170,12 +170,7 @@ func (p *peer) tick(now time.Time) {
 		}
 	}
 	if keepalive {
-		if _, err := p.x.Resync(); err != nil {
-			return
-		}
-		if msg, err := p.x.Handshake(); err == nil {
-			p.sendHandshake(msg, addrs...)
-		}
+		p.keepalive(addrs)
 	}
 	if remove {
 		p.m.mu.Lock()
@@ -183,6 +178,16 @@ func (p *peer) tick(now time.Time) {
 			p.m.buryLocked(p)
 		}
 		p.m.mu.Unlock()
+	}
+}
+
+// keepalive sends a handshake with a new at to addrs.
+func (p *peer) keepalive(addrs []netip.AddrPort) {
+	if _, err := p.x.Resync(); err != nil {
+		return
+	}
+	if msg, err := p.x.Handshake(); err == nil {
+		p.sendHandshake(msg, addrs...)
 	}
 }
 

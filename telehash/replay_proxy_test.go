@@ -264,7 +264,7 @@ func (w *replayWorld) session(a *Mesh) *Stream {
 	w.roundTrip(live, "one")
 	w.fetch(a)
 	pa := a.lookup(w.b.Hashname())
-	pa.tick(time.Now().Add(a.opts.Keepalive + time.Second))
+	pa.keepalive([]netip.AddrPort{pa.path()})
 	waitUntil(w.t, w.ctx, "the keepalive is answered", func() bool {
 		return pa.x.At() == w.b.lookup(a.Hashname()).x.At()
 	})
