@@ -149,9 +149,8 @@ type SyncResult struct {
 	NewSession bool
 	// Stale is true when the handshake carried a new ephemeral key with
 	// an at not above the current session's: it was ignored and at was
-	// raised; reply with Handshake() so a restarted peer can catch up,
-	// but only on the peer's known path (anyone can replay a handshake
-	// from elsewhere).
+	// raised; reply with Handshake() so a restarted peer can catch up
+	// (sparingly: it may be a recorded handshake that never arrived).
 	Stale bool
 	// Replay is true when the handshake is not newer than what the
 	// exchange already accepted: the current session's with an at not

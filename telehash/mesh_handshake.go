@@ -18,8 +18,12 @@ import (
 
 // courtesyGap is the least time between two answers to handshakes that
 // changed nothing (a resent first handshake, a restarted peer catching
-// up), which are only answered on the peer's known path.
-const courtesyGap = 250 * time.Millisecond
+// up); maxStaleAnswers is how often a stale handshake's key is answered
+// (a restarted peer's link resends it at 1, 3, 7 and 15 s).
+const (
+	courtesyGap     = 250 * time.Millisecond
+	maxStaleAnswers = 5
+)
 
 // maxTombs bounds how many forgotten peers the mesh remembers, and
 // maxIndexedEphs how many ephemeral keys of earlier sessions it indexes,
@@ -195,18 +199,27 @@ func (t tomb) replayed(h *Handshake, from netip.AddrPort) bool {
 
 // handshake applies a verified handshake received from addr. Only a
 // fresh one (a new session, or an at above the highest received) moves
-// the path, keeps the link alive and is answered wherever it came from.
-// One that changed nothing (a replay, a duplicate, a stale one) is
-// answered only on the peer's known path, at most every courtesyGap,
-// and only when the peer may need it: a stale one (a restarted peer
-// catching up), or a duplicate while the peer has not shown it got our
-// handshake (its first one resent).
+// the path, keeps the link alive and is answered as usual. One that
+// changed nothing is answered at most every courtesyGap, and only when
+// the peer may need it:
+//   - a stale one (a new ephemeral key never seen, with an at not above
+//     the session's: a peer restarted within a second or two, maybe on
+//     another port) gets our handshake with a raised at, up to
+//     maxStaleAnswers times per key, so that it answers with a fresh at
+//     and is taken up; its path and the live session stay meanwhile;
+//   - a duplicate of the session's (its first handshake resent) only on
+//     the peer's known path, and only while the peer has not shown it
+//     got ours;
+//   - a replay of an earlier session's, never.
 func (p *peer) handshake(h *Handshake, from netip.AddrPort) {
 	p.hsMu.Lock()
 	defer p.hsMu.Unlock()
 	m := p.m
-	courtesy := p.isKnownPath(from) && time.Since(p.lastCourtesy) >= courtesyGap
-	res, err := p.x.sync(h, courtesy)
+	gap := time.Since(p.lastCourtesy) >= courtesyGap
+	if h.Ephemeral != p.staleEph {
+		p.staleEph, p.staleAnswers = h.Ephemeral, 0
+	}
+	res, err := p.x.sync(h, gap && p.staleAnswers < maxStaleAnswers)
 	if err != nil {
 		m.stats.dropHandshake.Add(1)
 		m.log.Debug("telehash: handshake sync", "peer", p.hn, "err", err)
@@ -216,7 +229,16 @@ func (p *peer) handshake(h *Handshake, from netip.AddrPort) {
 		"new", res.NewSession, "stale", res.Stale, "replay", res.Replay, "from", from)
 	if res.Replay || res.Stale {
 		m.stats.dropReplay.Add(1)
-		if courtesy && (res.Stale || !p.confirmed.Load()) {
+		answer := false
+		switch {
+		case !gap:
+		case res.Stale:
+			answer = p.staleAnswers < maxStaleAnswers
+			p.staleAnswers++
+		default:
+			answer = p.isKnownPath(from) && !p.confirmed.Load()
+		}
+		if answer {
 			p.lastCourtesy = time.Now()
 			p.answer(from)
 		}

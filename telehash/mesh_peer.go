@@ -43,6 +43,8 @@ type peer struct {
 	// hsMu serializes handshakes (read loop and workers).
 	hsMu         sync.Mutex
 	lastCourtesy time.Time // hsMu: last answer to a handshake that changed nothing
+	staleEph     [KeySize3a]byte
+	staleAnswers int // hsMu: answers to stale handshakes with staleEph
 	// curEph is the peer's current ephemeral key, indexed in Mesh.ephs
 	// (guarded by Mesh.mu).
 	curEph [KeySize3a]byte
