@@ -54,8 +54,8 @@
 // channel. A handshake not newer than that (a replay, a duplicate, one
 // of an earlier session, even of a peer forgotten since: the mesh keeps
 // a bounded memory of them) changes nothing: its path and session stay.
-// It is answered at most every 250 ms, and only when the peer may need
-// it: a duplicate of the session's first handshake on the peer's known
+// It is answered within a small budget per peer (4 a second), and only
+// when the peer may need it: a duplicate of the session's first handshake on the peer's known
 // path until the peer shows it got ours; a stale handshake (a new
 // ephemeral key never seen, with an at not above the session's: a peer
 // restarted within a second or two, maybe on another port) up to 5

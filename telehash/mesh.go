@@ -219,6 +219,8 @@ type Mesh struct {
 	limiter   *sourceLimiter
 	hsq       chan hsJob
 	hsPending atomic.Int64 // handshakes queued or being opened
+	stashMu   sync.Mutex
+	stash     []stashed // channel packets waiting for a session (mesh_stash.go)
 
 	stats  meshStats
 	ctx    context.Context
@@ -397,14 +399,21 @@ func (m *Mesh) receiveChannel(pkt []byte, from netip.AddrPort) {
 	}
 	inner, err := p.x.openChannelFast(pkt)
 	if err != nil {
-		m.stats.dropDecrypt.Add(1)
+		if !m.stashChannel(p, pkt, from) {
+			m.stats.dropDecrypt.Add(1)
+		}
 		return
 	}
+	p.receiveDecrypted(inner, from)
+}
+
+// receiveDecrypted handles a decrypted channel packet of p from addr.
+func (p *peer) receiveDecrypted(inner []byte, from netip.AddrPort) {
 	// Sealed with the session keys: the peer has our handshake.
 	p.confirmed.Store(true)
 	ip, err := decodeInner(inner)
 	if err != nil {
-		m.stats.dropChannel.Add(1)
+		p.m.stats.dropChannel.Add(1)
 		return
 	}
 	p.receiveChannel(ip, from)

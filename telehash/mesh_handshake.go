@@ -16,12 +16,13 @@ import (
 // bounded queue for a small pool of workers, and is dropped when the
 // queue is full.
 
-// courtesyGap is the least time between two answers to handshakes that
-// changed nothing (a resent first handshake, a restarted peer catching
-// up); maxStaleAnswers is how often a stale handshake's key is answered
-// (a restarted peer's link resends it at 1, 3, 7 and 15 s).
+// Answers to handshakes that changed nothing (a resent first handshake,
+// a restarted peer catching up) are limited per peer: courtesyBurst at
+// once, courtesyRate a second; and maxStaleAnswers per stale handshake's
+// key (a restarted peer's link resends it at 1, 3, 7 and 15 s).
 const (
-	courtesyGap     = 250 * time.Millisecond
+	courtesyRate    = 4
+	courtesyBurst   = 10
 	maxStaleAnswers = 5
 )
 
@@ -126,7 +127,9 @@ func (m *Mesh) handshakeWorker() {
 			return
 		case j := <-m.hsq:
 			m.receiveHandshake(j.pkt, j.from)
-			m.hsPending.Add(-1)
+			if m.hsPending.Add(-1) == 0 {
+				m.dropStash()
+			}
 		}
 	}
 }
@@ -200,8 +203,8 @@ func (t tomb) replayed(h *Handshake, from netip.AddrPort) bool {
 // handshake applies a verified handshake received from addr. Only a
 // fresh one (a new session, or an at above the highest received) moves
 // the path, keeps the link alive and is answered as usual. One that
-// changed nothing is answered at most every courtesyGap, and only when
-// the peer may need it:
+// changed nothing is answered within a small budget per peer
+// (courtesyRate), and only when the peer may need it:
 //   - a stale one (a new ephemeral key never seen, with an at not above
 //     the session's: a peer restarted within a second or two, maybe on
 //     another port) gets our handshake with a raised at, up to
@@ -215,11 +218,13 @@ func (p *peer) handshake(h *Handshake, from netip.AddrPort) {
 	p.hsMu.Lock()
 	defer p.hsMu.Unlock()
 	m := p.m
-	gap := time.Since(p.lastCourtesy) >= courtesyGap
+	now := time.Now()
 	if h.Ephemeral != p.staleEph {
 		p.staleEph, p.staleAnswers = h.Ephemeral, 0
 	}
-	res, err := p.x.sync(h, gap && p.staleAnswers < maxStaleAnswers)
+	p.courtesy.refill(now, courtesyRate, courtesyBurst)
+	budget := p.courtesy.tokens >= 1
+	res, err := p.x.sync(h, budget && p.staleAnswers < maxStaleAnswers)
 	if err != nil {
 		m.stats.dropHandshake.Add(1)
 		m.log.Debug("telehash: handshake sync", "peer", p.hn, "err", err)
@@ -231,15 +236,14 @@ func (p *peer) handshake(h *Handshake, from netip.AddrPort) {
 		m.stats.dropReplay.Add(1)
 		answer := false
 		switch {
-		case !gap:
+		case !budget:
 		case res.Stale:
 			answer = p.staleAnswers < maxStaleAnswers
 			p.staleAnswers++
 		default:
 			answer = p.isKnownPath(from) && !p.confirmed.Load()
 		}
-		if answer {
-			p.lastCourtesy = time.Now()
+		if answer && p.courtesy.take(now, courtesyRate, courtesyBurst) {
 			p.answer(from)
 		}
 		return
@@ -305,6 +309,7 @@ func (p *peer) newSession(eph [KeySize3a]byte) {
 	for _, c := range chans {
 		c.fail(ErrSessionReset, "")
 	}
+	m.unstash(p)
 }
 
 // retireEphLocked marks eph as an earlier session's: its handshakes are

@@ -42,7 +42,7 @@ type peer struct {
 	confirmed atomic.Bool
 	// hsMu serializes handshakes (read loop and workers).
 	hsMu         sync.Mutex
-	lastCourtesy time.Time // hsMu: last answer to a handshake that changed nothing
+	courtesy     bucket // hsMu: answers to handshakes that changed nothing
 	staleEph     [KeySize3a]byte
 	staleAnswers int // hsMu: answers to stale handshakes with staleEph
 	// curEph is the peer's current ephemeral key, indexed in Mesh.ephs

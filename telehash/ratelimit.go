@@ -28,7 +28,7 @@ type bucket struct {
 
 func newSourceLimiter(rate, burst float64, max int) *sourceLimiter {
 	return &sourceLimiter{rate: rate, burst: burst, max: max,
-		buckets: make(map[netip.AddrPort]*bucket), overflow: bucket{tokens: burst}}
+		buckets: make(map[netip.AddrPort]*bucket)}
 }
 
 // allow takes a token from src's bucket, and reports whether it had one.
@@ -47,10 +47,23 @@ func (l *sourceLimiter) allow(src netip.AddrPort, now time.Time) bool {
 			l.buckets[src] = b
 		}
 	}
+	return b.take(now, l.rate, l.burst)
+}
+
+// refill adds the tokens earned since the last refill.
+func (b *bucket) refill(now time.Time, rate, burst float64) {
+	if b.last.IsZero() {
+		b.tokens, b.last = burst, now
+	}
 	if d := now.Sub(b.last); d > 0 {
-		b.tokens = min(l.burst, b.tokens+d.Seconds()*l.rate)
+		b.tokens = min(burst, b.tokens+d.Seconds()*rate)
 		b.last = now
 	}
+}
+
+// take takes a token if there is one.
+func (b *bucket) take(now time.Time, rate, burst float64) bool {
+	b.refill(now, rate, burst)
 	if b.tokens < 1 {
 		return false
 	}

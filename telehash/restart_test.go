@@ -139,3 +139,46 @@ func TestRestartOnNewPortWithStaleAt(t *testing.T) {
 	t.Logf("taken up in %v", time.Since(start).Round(time.Millisecond))
 	runStreamPair(t, a2, b, 16<<10)
 }
+
+// A peer restarted within a second (a git command after another, each a
+// new process with the same identity) links with a stale handshake,
+// which a worker opens, and sends its first channel packets as soon as
+// it is up: they may arrive before the new session exists, and are kept
+// until it does rather than dropped (and resent after a timeout).
+func TestRestartedPeerFirstPacketsKept(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ao := liveOpts()
+	ao.Allow = allowAll
+	alice := newTestMesh(t, "kept-alice", ao)
+	alice.Handle(StreamType, func(c *Channel) {
+		s, err := NewStream(ctx, c)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(s, s)
+		s.Close()
+	})
+	for i := range 5 {
+		bob := newTestMesh(t, "kept-bob", liveOpts())
+		if _, err := bob.Link(ctx, alice.LinkInfo()); err != nil {
+			t.Fatal(err)
+		}
+		s, err := bob.OpenStream(ctx, alice.Hashname(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Write([]byte("fetch")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(s, buf); err != nil {
+			t.Fatalf("process %d: %v", i, err)
+		}
+		s.Close()
+		bob.Close()
+	}
+	if s := alice.Stats(); s.DropDecrypt != 0 || s.Sessions != 5 {
+		t.Fatalf("%d channel packets of new sessions dropped, %d sessions: %+v", s.DropDecrypt, s.Sessions, s)
+	}
+}
