@@ -74,7 +74,12 @@ func TestHandshakeRateLimitPerSource(t *testing.T) {
 
 	pkts := strangerHandshakes(t, b, 50, "limit")
 	one := rawUDP(t)
+	calls := x25519Calls.Load()
 	sendAll(t, ctx, b, one, pkts)
+	// One X25519 each for the 5 let through (refused before verifying).
+	if got := x25519Calls.Load() - calls; got != 5 {
+		t.Errorf("one source: %d X25519 operations for 50 handshakes, want 5", got)
+	}
 	s := b.Stats()
 	if got := s.HandshakesOpened - linked.HandshakesOpened; got != 5 {
 		t.Errorf("one source: %d of 50 handshakes opened with X25519, want 5", got)
@@ -95,6 +100,7 @@ func TestHandshakeRateLimitPerSource(t *testing.T) {
 	// session (keepalives both ways, and their answers) cost no X25519.
 	pa, pb := a.lookup(b.Hashname()), b.lookup(a.Hashname())
 	before, sent := b.Stats().HandshakesOpened, a.Stats().HandshakesSent+b.Stats().HandshakesSent
+	calls = x25519Calls.Load()
 	for i := range 6 {
 		p := pa
 		if i%2 == 1 {
@@ -108,6 +114,9 @@ func TestHandshakeRateLimitPerSource(t *testing.T) {
 	}
 	if got := b.Stats().HandshakesOpened - before; got != 0 {
 		t.Errorf("keepalives of a known session: %d opened with X25519", got)
+	}
+	if got := x25519Calls.Load() - calls; got != 0 {
+		t.Errorf("keepalives of a known session, sent and answered: %d X25519 operations", got)
 	}
 	runStreamPair(t, a, b, 16<<10)
 }
