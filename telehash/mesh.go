@@ -93,11 +93,12 @@ type MeshOptions struct {
 	MaxChannels int
 	// SocketBuffer is the UDP socket buffer size requested (default 4 MiB).
 	SocketBuffer int
-	// HandshakeRate and HandshakeBurst limit the handshakes accepted from
-	// one source address (UDP address and port): HandshakeRate a second,
-	// HandshakeBurst at once; more are dropped before any X25519.
-	// Defaults: 10 a second (or 4 per Keepalive if more), burst twice
-	// the rate (at least 20).
+	// HandshakeRate and HandshakeBurst limit the handshakes with unknown
+	// ephemeral keys (new links, restarted peers, strangers: those that
+	// need X25519) accepted from one source address (UDP address and
+	// port): HandshakeRate a second, HandshakeBurst at once; more are
+	// dropped before any X25519. A new link sends 5 in 15 s. Defaults: 2
+	// a second, burst 10.
 	HandshakeRate  float64
 	HandshakeBurst int
 	// HandshakeWorkers authenticate handshakes with unknown ephemeral
@@ -145,10 +146,10 @@ func (o *MeshOptions) setDefaults() {
 		o.Rand = rand.Reader
 	}
 	if o.HandshakeRate <= 0 {
-		o.HandshakeRate = max(10, 4*float64(time.Second)/float64(o.Keepalive))
+		o.HandshakeRate = 2
 	}
 	if o.HandshakeBurst <= 0 {
-		o.HandshakeBurst = int(max(20, 2*o.HandshakeRate))
+		o.HandshakeBurst = 10
 	}
 	if o.HandshakeWorkers <= 0 {
 		o.HandshakeWorkers = max(1, runtime.GOMAXPROCS(0)/2)
