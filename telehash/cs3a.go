@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"golang.org/x/crypto/curve25519"
 	"golang.org/x/crypto/nacl/secretbox"
@@ -57,10 +58,15 @@ func KeypairFromSecret(secret []byte) (*Keypair, error) {
 	return &kp, nil
 }
 
+// x25519Calls counts the X25519 operations of beforenm, the expensive
+// part of a handshake: tests check which paths avoid it.
+var x25519Calls atomic.Uint64
+
 // beforenm is NaCl crypto_box_beforenm: HSalsa20 over the X25519 shared
 // point. Unlike nacl/box.Precompute it rejects low-order public keys (an
 // all-zero shared point), which no honest peer sends.
 func beforenm(public, secret *[KeySize3a]byte) ([32]byte, error) {
+	x25519Calls.Add(1)
 	var out [32]byte
 	shared, err := curve25519.X25519(secret[:], public[:])
 	if err != nil {
@@ -133,10 +139,6 @@ func SealMessage3a(rnd io.Reader, local, eph *Keypair, remoteKey []byte, inner [
 	if err != nil {
 		return nil, err
 	}
-	n := MessageOverhead3a + len(inner)
-	if n > MaxPacketSize {
-		return nil, fmt.Errorf("%w: message of %d bytes", ErrTooLarge, n)
-	}
 	secret, err := beforenm(remote, &eph.Secret)
 	if err != nil {
 		return nil, err
@@ -145,16 +147,26 @@ func SealMessage3a(rnd io.Reader, local, eph *Keypair, remoteKey []byte, inner [
 	if err != nil {
 		return nil, err
 	}
+	return sealMessage3aWith(rnd, &eph.Public, &secret, &endpoint, inner)
+}
+
+// sealMessage3aWith is SealMessage3a with both shared secrets computed
+// already (an exchange caches them: no X25519 per handshake).
+func sealMessage3aWith(rnd io.Reader, ephPublic, secret, endpoint *[32]byte, inner []byte) ([]byte, error) {
+	n := MessageOverhead3a + len(inner)
+	if n > MaxPacketSize {
+		return nil, fmt.Errorf("%w: message of %d bytes", ErrTooLarge, n)
+	}
 	var nonce [NonceSize3a]byte
 	if _, err := io.ReadFull(rnd, nonce[:]); err != nil {
 		return nil, fmt.Errorf("telehash: message nonce: %w", err)
 	}
 	body := make([]byte, 0, n)
-	body = append(body, eph.Public[:]...)
+	body = append(body, ephPublic[:]...)
 	body = append(body, nonce[:]...)
-	body = secretbox.Seal(body, inner, &nonce, &secret)
+	body = secretbox.Seal(body, inner, &nonce, secret)
 	var mac [MACSize3a]byte
-	poly1305.Sum(&mac, body, macKey3a(nonce[:], &endpoint))
+	poly1305.Sum(&mac, body, macKey3a(nonce[:], endpoint))
 	return append(body, mac[:]...), nil
 }
 
@@ -164,27 +176,50 @@ func SealMessage3a(rnd io.Reader, local, eph *Keypair, remoteKey []byte, inner [
 // sender's endpoint key, usually found inside the inner packet; call
 // VerifyMessage3a before trusting the result.
 func OpenMessage3a(local *Keypair, body []byte) (inner []byte, eph [KeySize3a]byte, err error) {
-	if len(body) > MaxPacketSize {
-		return nil, eph, fmt.Errorf("%w: message of %d bytes", ErrTooLarge, len(body))
-	}
-	if len(body) < MessageOverhead3a {
-		return nil, eph, fmt.Errorf("%w: 3a message of %d bytes is shorter than %d", ErrMalformed, len(body), MessageOverhead3a)
+	inner, eph, _, err = openMessage3a(local, body)
+	return inner, eph, err
+}
+
+// openMessage3a is OpenMessage3a, also returning the shared secret
+// beforenm(eph, local secret), which decrypts later handshakes carrying
+// the same ephemeral key without X25519.
+func openMessage3a(local *Keypair, body []byte) (inner []byte, eph [KeySize3a]byte, secret [32]byte, err error) {
+	if err := checkMessage3a(body); err != nil {
+		return nil, eph, secret, err
 	}
 	copy(eph[:], body[:KeySize3a])
 	if err := checkKey3a(eph[:]); err != nil {
-		return nil, eph, fmt.Errorf("%w: ephemeral key: %w", ErrDecrypt, err)
+		return nil, eph, secret, fmt.Errorf("%w: ephemeral key: %w", ErrDecrypt, err)
 	}
+	secret, err = beforenm(&eph, &local.Secret)
+	if err != nil {
+		return nil, eph, secret, fmt.Errorf("%w: ephemeral key: %w", ErrDecrypt, err)
+	}
+	inner, err = openMessage3aWith(&secret, body)
+	return inner, eph, secret, err
+}
+
+// checkMessage3a checks the size of a message BODY.
+func checkMessage3a(body []byte) error {
+	if len(body) > MaxPacketSize {
+		return fmt.Errorf("%w: message of %d bytes", ErrTooLarge, len(body))
+	}
+	if len(body) < MessageOverhead3a {
+		return fmt.Errorf("%w: 3a message of %d bytes is shorter than %d", ErrMalformed, len(body), MessageOverhead3a)
+	}
+	return nil
+}
+
+// openMessage3aWith decrypts a message BODY (of a checked size) with the
+// shared secret of its ephemeral key.
+func openMessage3aWith(secret *[32]byte, body []byte) ([]byte, error) {
 	var nonce [NonceSize3a]byte
 	copy(nonce[:], body[KeySize3a:KeySize3a+NonceSize3a])
-	secret, err := beforenm(&eph, &local.Secret)
-	if err != nil {
-		return nil, eph, fmt.Errorf("%w: ephemeral key: %w", ErrDecrypt, err)
-	}
-	inner, ok := secretbox.Open(nil, body[KeySize3a+NonceSize3a:len(body)-MACSize3a], &nonce, &secret)
+	inner, ok := secretbox.Open(nil, body[KeySize3a+NonceSize3a:len(body)-MACSize3a], &nonce, secret)
 	if !ok {
-		return nil, eph, fmt.Errorf("%w: 3a message secretbox", ErrDecrypt)
+		return nil, fmt.Errorf("%w: 3a message secretbox", ErrDecrypt)
 	}
-	return inner, eph, nil
+	return inner, nil
 }
 
 // VerifyMessage3a checks the AUTH of a message BODY against the sender's
@@ -202,10 +237,16 @@ func VerifyMessage3a(local *Keypair, remoteKey []byte, body []byte) error {
 	if err != nil {
 		return err
 	}
+	return verifyMessage3aWith(&endpoint, body)
+}
+
+// verifyMessage3aWith checks the AUTH of a message BODY (of a checked
+// size) with the endpoint secret beforenm(remote key, local secret).
+func verifyMessage3aWith(endpoint *[32]byte, body []byte) error {
 	nonce := body[KeySize3a : KeySize3a+NonceSize3a]
 	var mac [MACSize3a]byte
 	copy(mac[:], body[len(body)-MACSize3a:])
-	if !poly1305.Verify(&mac, body[:len(body)-MACSize3a], macKey3a(nonce, &endpoint)) {
+	if !poly1305.Verify(&mac, body[:len(body)-MACSize3a], macKey3a(nonce, endpoint)) {
 		return fmt.Errorf("%w: 3a message AUTH", ErrDecrypt)
 	}
 	return nil

@@ -46,6 +46,32 @@
 // at) is taken up as a new session, failing the old session's channels
 // with ErrSessionReset.
 //
+// Replays: anyone on the path can record datagrams and send them again,
+// from anywhere. Only a fresh authenticated packet moves a peer's path
+// and keeps its link alive: a handshake with an at above the highest
+// received in the session (or starting a session), or a channel packet
+// that brings new reliable content, a new acknowledgement or a new
+// channel. A handshake not newer than that (a replay, a duplicate, one
+// of an earlier session, even of a peer forgotten since: the mesh keeps
+// a bounded memory of them) changes nothing: its path and session stay.
+// It is answered within a small budget per peer (4 a second), and only
+// when the peer may need it: a duplicate of the session's first handshake on the peer's known
+// path until the peer shows it got ours; a stale handshake (a new
+// ephemeral key never seen, with an at not above the session's: a peer
+// restarted within a second or two, maybe on another port) up to 5
+// times per key, with a raised at, so the peer answers with a fresh at
+// and is taken up; a replay of an earlier session's, never. A restarted
+// peer whose at is higher is taken up at once, from any address.
+//
+// Floods: the read loop handles channel packets and the handshakes of
+// known sessions itself, without X25519 (its results are cached per
+// exchange). A handshake with an unknown ephemeral key passes cheap
+// checks (size, cipher set, canonical and not low-order key), then its
+// source address's token bucket (MeshOptions.HandshakeRate and
+// HandshakeBurst), then waits in a bounded queue (HandshakeQueue) for
+// HandshakeWorkers, which open it; what does not fit is dropped and
+// counted in Stats.
+//
 // # Channels
 //
 // OpenChannel and Handle open and accept channels (e3x/channels.md);
@@ -53,7 +79,10 @@
 // telehash-js. Channel ids increase per session (telehash-js counts 1, 3,
 // 5... or 2, 4, 6... in opening order): an open with an id used before in
 // the session, or more than 64 steps below the highest, is dropped, so a
-// recorded open replayed does not run its handler again. Reliable channels (e3x/reliable.md) carry seq, ack and
+// recorded open replayed does not run its handler again. A replayed
+// reliable packet is a duplicate (its seq was received); content of an
+// unreliable channel has no seq, so, as with plain UDP, a replay of it
+// is delivered again while the channel is open (streams are reliable). Reliable channels (e3x/reliable.md) carry seq, ack and
 // miss, deliver in order, resend what the receiver lists as missing
 // (plus ack+1, which telehash-js omits), resend on a timeout (RFC 6298
 // estimate, 200 ms to 2 s) and fail with err "timeout" after

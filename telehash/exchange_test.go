@@ -154,8 +154,12 @@ func TestExchangeAtRules(t *testing.T) {
 	if _, res, err = xb.receiveHandshake(ha); err != nil || res.InSync || res.NewSession || xb.At() != at {
 		t.Fatalf("keepalive: %+v %v", res, err)
 	}
-	// A replayed old handshake is answered but changes nothing.
-	if _, res, err = xb.receiveHandshake(oldA); err != nil || res.InSync || res.Stale || xb.At() != at {
+	// A replayed old handshake changes nothing and needs no answer; nor
+	// does a duplicate of the last one.
+	if _, res, err = xb.receiveHandshake(oldA); err != nil || !res.Replay || res.InSync || res.Stale || xb.At() != at {
+		t.Fatalf("replay: %+v %v", res, err)
+	}
+	if _, res, err = xb.receiveHandshake(ha); err != nil || !res.Replay || res.NewSession || xb.At() != at {
 		t.Fatalf("replay: %+v %v", res, err)
 	}
 	if _, err := xa.setAt(MaxAt + 1); !errors.Is(err, ErrExhausted) {
@@ -205,8 +209,10 @@ func TestExchangeRestartAndReplay(t *testing.T) {
 	if c, _ := xb.NextChannelID(); c != uint32(xb.Order()) {
 		t.Fatalf("channel ids not reset: %d", c)
 	}
-	// Replaying the first session's handshake changes nothing.
-	if _, res, err = xb.receiveHandshake(old); err != nil || !res.Stale {
+	// Replaying the first session's handshake changes nothing, and is
+	// known as a replay: at is not raised.
+	at := xb.At()
+	if _, res, err = xb.receiveHandshake(old); err != nil || !res.Replay || res.Stale || xb.At() != at {
 		t.Fatalf("replay: %+v %v", res, err)
 	}
 	if tok, _ := xb.remoteTok(); tok != xa2.Token() {

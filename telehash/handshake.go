@@ -76,6 +76,10 @@ type Handshake struct {
 	Hashname      Hashname          // sender's hashname, from Key and Intermediates
 	Ephemeral     [KeySize3a]byte   // sender's exchange ephemeral key (3a)
 	Token         Token             // SHA256(body[0:16])[0:16]: put on channel packets to the sender
+
+	// ephSecret is beforenm(Ephemeral, local secret) when known: it
+	// decrypts later handshakes of the same exchange without X25519.
+	ephSecret *[32]byte
 }
 
 // linkHead is the inner JSON head of a link handshake.
@@ -226,6 +230,19 @@ func SealHandshake(rnd io.Reader, local *Identity, eph *Keypair, remoteKey []byt
 // 3a is supported. As telehash-js does, it also rejects a handshake sent
 // over a lower cipher set than the best one both sides share.
 func OpenHandshake(local *Identity, msg []byte) (*Handshake, error) {
+	h, body, err := openHandshakeInner(local, msg)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.verify(local, body, nil); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// handshakeBody checks the outer packet of a handshake message and
+// returns its 3a message BODY.
+func handshakeBody(msg []byte) ([]byte, error) {
 	p, err := DecodePacket(msg)
 	if err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
@@ -233,27 +250,54 @@ func OpenHandshake(local *Identity, msg []byte) (*Handshake, error) {
 	if len(p.Head) != 1 {
 		return nil, fmt.Errorf("%w: message head of %d bytes, want 1", ErrMalformed, len(p.Head))
 	}
-	csid := CSID(p.Head[0])
-	if csid != CS3a {
+	if csid := CSID(p.Head[0]); csid != CS3a {
 		return nil, fmt.Errorf("%w: cipher set %s", ErrUnsupported, csid)
 	}
-	inner, eph, err := OpenMessage3a(&local.kp, p.Body)
-	if err != nil {
+	if err := checkMessage3a(p.Body); err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
-	h, err := ParseLinkInner(csid, inner)
+	return p.Body, nil
+}
+
+// openHandshakeInner decrypts and parses a handshake message (one X25519)
+// but does not authenticate it: h.verify must follow. It returns the
+// message BODY for verify.
+func openHandshakeInner(local *Identity, msg []byte) (*Handshake, []byte, error) {
+	body, err := handshakeBody(msg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := VerifyMessage3a(&local.kp, h.Key, p.Body); err != nil {
-		return nil, fmt.Errorf("handshake from %s: %w", h.Hashname, err)
+	inner, eph, secret, err := openMessage3a(&local.kp, body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("handshake: %w", err)
 	}
-	if best := bestCommonCSID(local, h.Intermediates); best != csid {
-		return nil, fmt.Errorf("%w: handshake over %s but both sides support %s", ErrUnsupported, csid, best)
+	h, err := ParseLinkInner(CS3a, inner)
+	if err != nil {
+		return nil, nil, err
 	}
 	h.Ephemeral = eph
-	h.Token, _ = TokenFromBody(p.Body)
-	return h, nil
+	h.ephSecret = &secret
+	h.Token, _ = TokenFromBody(body)
+	return h, body, nil
+}
+
+// verify authenticates a parsed handshake: the message AUTH against the
+// sender's key (with endpoint, beforenm(h.Key, local secret), when known,
+// else one X25519), and the cipher set choice.
+func (h *Handshake) verify(local *Identity, body []byte, endpoint *[32]byte) error {
+	var err error
+	if endpoint != nil {
+		err = verifyMessage3aWith(endpoint, body)
+	} else {
+		err = VerifyMessage3a(&local.kp, h.Key, body)
+	}
+	if err != nil {
+		return fmt.Errorf("handshake from %s: %w", h.Hashname, err)
+	}
+	if best := bestCommonCSID(local, h.Intermediates); best != h.CSID {
+		return fmt.Errorf("%w: handshake over %s but both sides support %s", ErrUnsupported, h.CSID, best)
+	}
+	return nil
 }
 
 // bestCommonCSID returns the highest CSID present in both sets (spec:

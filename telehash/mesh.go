@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,6 +93,19 @@ type MeshOptions struct {
 	MaxChannels int
 	// SocketBuffer is the UDP socket buffer size requested (default 4 MiB).
 	SocketBuffer int
+	// HandshakeRate and HandshakeBurst limit the handshakes with unknown
+	// ephemeral keys (new links, restarted peers, strangers: those that
+	// need X25519) accepted from one source address (UDP address and
+	// port): HandshakeRate a second, HandshakeBurst at once; more are
+	// dropped before any X25519. A new link sends 5 in 15 s. Defaults: 2
+	// a second, burst 10.
+	HandshakeRate  float64
+	HandshakeBurst int
+	// HandshakeWorkers authenticate handshakes with unknown ephemeral
+	// keys off the read loop (default GOMAXPROCS/2, at least 1);
+	// HandshakeQueue bounds those waiting (default 64): more are dropped.
+	HandshakeWorkers int
+	HandshakeQueue   int
 	// Rand is the randomness source (default crypto/rand.Reader).
 	Rand io.Reader
 }
@@ -131,7 +145,22 @@ func (o *MeshOptions) setDefaults() {
 	if o.Rand == nil {
 		o.Rand = rand.Reader
 	}
+	if o.HandshakeRate <= 0 {
+		o.HandshakeRate = 2
+	}
+	if o.HandshakeBurst <= 0 {
+		o.HandshakeBurst = 10
+	}
+	if o.HandshakeWorkers <= 0 {
+		o.HandshakeWorkers = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	if o.HandshakeQueue <= 0 {
+		o.HandshakeQueue = 64
+	}
 }
+
+// maxSources bounds the per-source handshake buckets.
+const maxSources = 4096
 
 // Stats counts dropped packets and other events, for tests and metrics.
 type Stats struct {
@@ -150,12 +179,18 @@ type Stats struct {
 	ChannelsOpened       uint64
 	ChannelsAccepted     uint64
 	UnreliableQueueDrops uint64
+	DropReplay           uint64 // handshake not newer than the session (replay, duplicate, stale)
+	DropRateLimited      uint64 // handshake beyond its source's limit, before any X25519
+	DropOverload         uint64 // handshake with an unknown key dropped: the queue was full
+	HandshakesOpened     uint64 // handshakes with an unknown key decrypted (with X25519)
+	Sessions             uint64 // sessions started (new remote ephemeral keys accepted)
 }
 
 type meshStats struct {
 	received, sent, dropMalformed, dropUnknownToken, dropDecrypt, dropUnauthorized,
 	dropHandshake, dropChannel, dropOverflow, retransmits, timeouts, duplicates, handshakesSent,
-	channelsOpened, channelsAccepted, unreliableQueueDrops atomic.Uint64
+	channelsOpened, channelsAccepted, unreliableQueueDrops, dropReplay, dropRateLimited,
+	dropOverload, handshakesOpened, sessions atomic.Uint64
 }
 
 // Mesh is a local telehash endpoint on one UDP socket: it keeps one
@@ -174,6 +209,19 @@ type Mesh struct {
 	tokens   map[Token]*peer
 	handlers map[string]func(*Channel)
 	closed   bool
+	// ephs indexes the peers' ephemeral keys: the current session's
+	// (its peer) and earlier ones (nil, oldest in oldEphs dropped first).
+	ephs    map[[KeySize3a]byte]*peer
+	oldEphs [][KeySize3a]byte
+	// tombs remember forgotten peers (tombOrder: oldest first).
+	tombs     map[Hashname]tomb
+	tombOrder []Hashname
+
+	limiter   *sourceLimiter
+	hsq       chan hsJob
+	hsPending atomic.Int64 // handshakes queued or being opened
+	stashMu   sync.Mutex
+	stash     []stashed // channel packets waiting for a session (mesh_stash.go)
 
 	stats  meshStats
 	ctx    context.Context
@@ -201,11 +249,18 @@ func NewMesh(ctx context.Context, id *Identity, opts MeshOptions) (*Mesh, error)
 		peers:    make(map[Hashname]*peer),
 		tokens:   make(map[Token]*peer),
 		handlers: make(map[string]func(*Channel)),
+		ephs:     make(map[[KeySize3a]byte]*peer),
+		tombs:    make(map[Hashname]tomb),
+		limiter:  newSourceLimiter(opts.HandshakeRate, float64(opts.HandshakeBurst), maxSources),
+		hsq:      make(chan hsJob, opts.HandshakeQueue),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	m.wg.Add(2)
+	m.wg.Add(2 + opts.HandshakeWorkers)
 	go m.readLoop()
 	go m.monitor()
+	for range opts.HandshakeWorkers {
+		go m.handshakeWorker()
+	}
 	return m, nil
 }
 
@@ -236,6 +291,9 @@ func (m *Mesh) Stats() Stats {
 		Timeouts: s.timeouts.Load(), Duplicates: s.duplicates.Load(),
 		HandshakesSent: s.handshakesSent.Load(), ChannelsOpened: s.channelsOpened.Load(),
 		ChannelsAccepted: s.channelsAccepted.Load(), UnreliableQueueDrops: s.unreliableQueueDrops.Load(),
+		DropReplay: s.dropReplay.Load(), DropRateLimited: s.dropRateLimited.Load(),
+		DropOverload: s.dropOverload.Load(), HandshakesOpened: s.handshakesOpened.Load(),
+		Sessions: s.sessions.Load(),
 	}
 }
 
@@ -319,14 +377,15 @@ func (m *Mesh) receive(b []byte, from netip.AddrPort) {
 	case 0:
 		m.receiveChannel(pkt, from)
 	case 1:
-		m.receiveHandshake(pkt, from)
+		m.receiveHandshakeDatagram(pkt, from)
 	default:
 		m.stats.dropMalformed.Add(1)
 	}
 }
 
 // receiveChannel routes a channel packet by its token, decrypts it in
-// place and hands it to the peer.
+// place and hands it to the peer. Only a fresh packet moves the peer's
+// path (see peer.receiveChannel).
 func (m *Mesh) receiveChannel(pkt []byte, from netip.AddrPort) {
 	if len(pkt) < 2+TokenSize {
 		m.stats.dropMalformed.Add(1)
@@ -341,54 +400,28 @@ func (m *Mesh) receiveChannel(pkt []byte, from netip.AddrPort) {
 	}
 	inner, err := p.x.openChannelFast(pkt)
 	if err != nil {
-		m.stats.dropDecrypt.Add(1)
+		if !m.stashChannel(p, pkt, from) {
+			m.stats.dropDecrypt.Add(1)
+		}
 		return
 	}
-	ip, err := decodeInner(inner)
-	if err != nil {
-		m.stats.dropChannel.Add(1)
-		return
-	}
-	p.received(from)
-	p.receiveChannel(ip)
+	p.receiveDecrypted(inner, from)
 }
 
-// receiveHandshake authenticates a handshake, applies the Allow policy
-// and syncs the peer's exchange.
-func (m *Mesh) receiveHandshake(pkt []byte, from netip.AddrPort) {
-	h, err := OpenHandshake(m.id, pkt)
+// receiveDecrypted handles a decrypted channel packet of p from addr.
+func (p *peer) receiveDecrypted(inner []byte, from netip.AddrPort) {
+	// Sealed with the session keys: the peer has our handshake.
+	p.confirmed.Store(true)
+	ip, err := decodeInner(inner)
 	if err != nil {
-		m.stats.dropDecrypt.Add(1)
+		p.m.stats.dropChannel.Add(1)
 		return
 	}
-	if h.Hashname == m.id.Hashname() {
-		m.stats.dropHandshake.Add(1)
-		return
-	}
-	m.mu.Lock()
-	p := m.peers[h.Hashname]
-	allow := m.opts.Allow
-	closed := m.closed
-	m.mu.Unlock()
-	if closed {
-		return
-	}
-	if (p == nil || !p.isLinked()) && (allow == nil || !allow(h.Hashname)) {
-		m.stats.dropUnauthorized.Add(1)
-		m.log.Debug("telehash: unauthorized handshake", "from", h.Hashname)
-		return
-	}
-	if p == nil {
-		if p, err = m.peer(h.Hashname, h.Key); err != nil {
-			m.stats.dropHandshake.Add(1)
-			return
-		}
-	}
-	p.handshake(h, from)
+	p.receiveChannel(ip, from)
 }
 
 // peer returns the peer for hn, creating it (and its exchange) with the
-// remote 3a key.
+// remote 3a key; a forgotten peer's tomb is applied.
 func (m *Mesh) peer(hn Hashname, key []byte) (*peer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -403,6 +436,7 @@ func (m *Mesh) peer(hn Hashname, key []byte) (*peer, error) {
 		return nil, err
 	}
 	p := newPeer(m, hn, x)
+	m.resurrectLocked(p)
 	m.peers[hn] = p
 	m.tokens[x.Token()] = p
 	return p, nil

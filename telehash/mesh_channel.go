@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -130,13 +131,18 @@ func (m *Mesh) OpenChannel(ctx context.Context, peer Hashname, typ string, relia
 	return c, nil
 }
 
-// receiveChannel dispatches a decoded channel packet of this peer.
-func (p *peer) receiveChannel(ip *innerPkt) {
+// receiveChannel dispatches a decoded channel packet of this peer,
+// received from addr. A packet that may be a replay (a duplicate, an
+// open of a channel id already used, content of an unreliable channel)
+// has no effect beyond its own channel and does not move the path; a
+// fresh one (new content or a new acknowledgement on a reliable channel,
+// a new channel) makes from the peer's path (spec: e3x/channels.md).
+func (p *peer) receiveChannel(ip *innerPkt, from netip.AddrPort) {
 	p.mu.Lock()
 	c := p.chans[ip.c]
 	p.mu.Unlock()
 	if c != nil {
-		c.receive(ip)
+		c.receiveFrom(ip, func() { p.received(from) })
 		return
 	}
 	if ip.typ == "" || ip.err != "" || p.x.IsLocalChannel(ip.c) {
@@ -150,6 +156,8 @@ func (p *peer) receiveChannel(ip *innerPkt) {
 		p.m.stats.dropChannel.Add(1)
 		return
 	}
+	// Refused or not, the id is used: a replay is not answered again.
+	p.remoteIDs.accept(ip.c)
 	var bounce string
 	switch {
 	case h == nil:
@@ -159,9 +167,9 @@ func (p *peer) receiveChannel(ip *innerPkt) {
 	default:
 		c = newChannel(p, ip.c, ip.typ, ip.seq == 1, false, ip.channelPacket())
 		p.chans[ip.c] = c
-		p.remoteIDs.accept(ip.c)
 	}
 	p.mu.Unlock()
+	p.received(from)
 	if bounce != "" {
 		p.m.log.Debug("telehash: refusing channel", "peer", p.hn, "type", ip.typ, "err", bounce)
 		p.sendInner(&outHead{c: ip.c, err: bounce}, nil)
@@ -295,13 +303,18 @@ func (c *Channel) recv(ctx context.Context) (*innerPkt, error) {
 }
 
 // receive handles a packet for this channel (mesh read goroutine).
-func (c *Channel) receive(ip *innerPkt) {
+func (c *Channel) receive(ip *innerPkt) { c.receiveFrom(ip, nil) }
+
+// receiveFrom is receive; fresh, if not nil, is called when the packet
+// is certainly not a replay (new content or acknowledgement on a
+// reliable channel), before anything is sent in answer.
+func (c *Channel) receiveFrom(ip *innerPkt, fresh func()) {
 	if ip.err != "" {
 		c.fail(&ChannelError{Msg: ip.err}, "")
 		return
 	}
 	if c.reliable {
-		c.receiveReliable(ip)
+		c.receiveReliable(ip, fresh)
 		return
 	}
 	c.mu.Lock()

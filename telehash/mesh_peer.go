@@ -36,6 +36,19 @@ type peer struct {
 	removed bool
 	// remoteIDs are the channel ids the peer opened in this session.
 	remoteIDs idWindow
+
+	// confirmed: the peer showed it has our handshake of this session
+	// (it sent a channel packet, or echoed our at).
+	confirmed atomic.Bool
+	// hsMu serializes handshakes (read loop and workers).
+	hsMu         sync.Mutex
+	courtesy     bucket // hsMu: answers to handshakes that changed nothing
+	staleEph     [KeySize3a]byte
+	staleAnswers int // hsMu: answers to stale handshakes with staleEph
+	// curEph is the peer's current ephemeral key, indexed in Mesh.ephs
+	// (guarded by Mesh.mu).
+	curEph [KeySize3a]byte
+	hasEph bool
 }
 
 func newPeer(m *Mesh, hn Hashname, x *Exchange) *peer {
@@ -62,7 +75,9 @@ func (p *peer) isUp() bool {
 	return p.up
 }
 
-// received records an authenticated packet from addr.
+// received records a fresh authenticated packet from addr: the link is
+// alive and addr is the peer's path. Never call it for a packet that may
+// be a replay.
 func (p *peer) received(from netip.AddrPort) {
 	p.lastRecv.Store(time.Now().UnixNano())
 	if a := p.addr.Load(); a == nil || *a != from {
@@ -89,36 +104,6 @@ func (p *peer) sendHandshake(msg []byte, addrs ...netip.AddrPort) {
 		if err := p.m.writeTo(c, a); err == nil {
 			p.m.stats.handshakesSent.Add(1)
 		}
-	}
-}
-
-// handshake applies a verified handshake received from addr.
-func (p *peer) handshake(h *Handshake, from netip.AddrPort) {
-	res, err := p.x.Sync(h)
-	if err != nil {
-		p.m.stats.dropHandshake.Add(1)
-		p.m.log.Debug("telehash: handshake sync", "peer", p.hn, "err", err)
-		return
-	}
-	p.received(from)
-	p.m.log.Debug("telehash: handshake", "peer", p.hn, "at", h.At, "insync", res.InSync,
-		"new", res.NewSession, "stale", res.Stale)
-	if res.NewSession {
-		p.failChannels(ErrSessionReset)
-		p.mu.Lock()
-		p.remoteIDs = idWindow{} // channel ids restart with a session
-		p.mu.Unlock()
-	}
-	if !res.InSync {
-		msg, err := p.x.Handshake()
-		if err != nil {
-			p.m.log.Debug("telehash: handshake", "err", err)
-			return
-		}
-		p.sendHandshake(msg, from)
-	}
-	if !res.Stale {
-		p.setUp()
 	}
 }
 
@@ -187,20 +172,24 @@ func (p *peer) tick(now time.Time) {
 		}
 	}
 	if keepalive {
-		if _, err := p.x.Resync(); err != nil {
-			return
-		}
-		if msg, err := p.x.Handshake(); err == nil {
-			p.sendHandshake(msg, addrs...)
-		}
+		p.keepalive(addrs)
 	}
 	if remove {
 		p.m.mu.Lock()
 		if p.m.peers[p.hn] == p {
-			delete(p.m.peers, p.hn)
-			delete(p.m.tokens, p.x.Token())
+			p.m.buryLocked(p)
 		}
 		p.m.mu.Unlock()
+	}
+}
+
+// keepalive sends a handshake with a new at to addrs.
+func (p *peer) keepalive(addrs []netip.AddrPort) {
+	if _, err := p.x.Resync(); err != nil {
+		return
+	}
+	if msg, err := p.x.Handshake(); err == nil {
+		p.sendHandshake(msg, addrs...)
 	}
 }
 
@@ -268,6 +257,11 @@ func (m *Mesh) Link(ctx context.Context, info LinkInfo) (Hashname, error) {
 func (p *peer) link(ctx context.Context) error {
 	if p.isUp() {
 		return nil
+	}
+	// A new at: the peer drops handshakes not newer than the last it
+	// got (replays); resends repeat these bytes.
+	if _, err := p.x.Resync(); err != nil {
+		return err
 	}
 	msg, err := p.x.Handshake()
 	if err != nil {
@@ -337,8 +331,7 @@ func (m *Mesh) Unlink(peer Hashname) {
 	m.mu.Lock()
 	p := m.peers[peer]
 	if p != nil {
-		delete(m.peers, peer)
-		delete(m.tokens, p.x.Token())
+		m.buryLocked(p)
 	}
 	m.mu.Unlock()
 	if p == nil {

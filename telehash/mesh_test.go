@@ -312,7 +312,7 @@ func TestMeshDropsGarbage(t *testing.T) {
 	c, _ := Cloak(r, fake, 3)
 	send(c)
 	deadline := time.Now().Add(3 * time.Second)
-	for b.Stats().Received-before.Received < uint64(sent) && time.Now().Before(deadline) {
+	for (b.Stats().Received-before.Received < uint64(sent) || b.hsPending.Load() > 0) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	s := b.Stats()

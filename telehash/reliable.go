@@ -274,19 +274,22 @@ func (c *Channel) accept(ip *innerPkt) {
 	c.p.sendRaw(ack)
 }
 
-// receiveReliable processes ack, miss and content of a packet.
-func (c *Channel) receiveReliable(ip *innerPkt) {
+// receiveReliable processes ack, miss and content of a packet; fresh
+// (if not nil) is called when it brought new content or a new ack.
+func (c *Channel) receiveReliable(ip *innerPkt, fresh func()) {
 	now := time.Now()
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
 		return
 	}
-	ackNow := false
+	ackNow, isNew := false, false
 	if ip.seq > 0 {
-		ackNow = c.receiveSeqLocked(ip)
+		ackNow, isNew = c.receiveSeqLocked(ip)
 	}
+	acked := c.snd.acked
 	out := c.processAckLocked(ip, now)
+	isNew = isNew || c.snd.acked > acked
 	switch {
 	case len(out) > 0: // resends carry the ack
 	case ackNow:
@@ -301,6 +304,9 @@ func (c *Channel) receiveReliable(ip *innerPkt) {
 	}
 	fin := !c.closed && c.endSent && len(c.snd.q) == 0 && c.rcvEnded
 	c.mu.Unlock()
+	if isNew && fresh != nil {
+		fresh()
+	}
 	for _, b := range out {
 		c.p.sendRaw(b)
 	}
@@ -310,18 +316,19 @@ func (c *Channel) receiveReliable(ip *innerPkt) {
 }
 
 // receiveSeqLocked buffers or delivers a content packet and reports
-// whether an ack should go out now.
-func (c *Channel) receiveSeqLocked(ip *innerPkt) bool {
+// whether an ack should go out now, and whether the packet was new (not
+// a duplicate, not beyond the window).
+func (c *Channel) receiveSeqLocked(ip *innerPkt) (ackNow, isNew bool) {
 	r := &c.rcv
 	s := ip.seq
 	r.any = true
 	if s <= r.inDone || r.ring[s%r.cap] != nil || c.rcvEnded {
 		c.m.stats.duplicates.Add(1)
-		return true // duplicate: the sender missed our ack
+		return true, false // duplicate: the sender missed our ack
 	}
 	if s > r.edge() {
 		c.m.stats.dropOverflow.Add(1)
-		return true
+		return true, false
 	}
 	hadGap := r.nbuf > 0
 	r.unacked++
@@ -329,7 +336,7 @@ func (c *Channel) receiveSeqLocked(ip *innerPkt) bool {
 		r.ring[s%r.cap] = ip
 		r.nbuf++
 		r.maxSeen = max(r.maxSeen, s)
-		return !hadGap || r.unacked >= ackEvery/2
+		return !hadGap || r.unacked >= ackEvery/2, true
 	}
 	c.deliverLocked(ip)
 	for r.nbuf > 0 {
@@ -343,7 +350,7 @@ func (c *Channel) receiveSeqLocked(ip *innerPkt) bool {
 		c.deliverLocked(nx)
 	}
 	c.wakeReaders()
-	return hadGap || r.unacked >= ackEvery || c.rcvEnded
+	return hadGap || r.unacked >= ackEvery || c.rcvEnded, true
 }
 
 // deliverLocked appends an in-order packet to the read queue.

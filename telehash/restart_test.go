@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -101,4 +102,83 @@ func TestMeshPeerRestart(t *testing.T) {
 		t.Fatalf("OnLink events %v", events)
 	}
 	t.Logf("OnLink events %v", events)
+}
+
+// A peer restarted on another port within a second or two, whose at is
+// not above the old session's (here the old session's keepalives raised
+// it), is still taken up at once: its stale handshake is answered with a
+// raised at, and its fresh answer starts the new session. The old path
+// and session stay until then.
+func TestRestartOnNewPortWithStaleAt(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts := liveOpts()
+	a := newTestMesh(t, "stale-a", opts)
+	bo := opts
+	bo.Allow = allowAll
+	b := newTestMesh(t, "stale-b", bo)
+	linkMeshes(t, a, b)
+	pa, pb := a.lookup(b.Hashname()), b.lookup(a.Hashname())
+	for range 10 {
+		pa.keepalive([]netip.AddrPort{pa.path()})
+		waitUntil(t, ctx, "the keepalive is answered", func() bool { return pa.x.At() == pb.x.At() })
+	}
+	a.Close()
+	a2 := newTestMesh(t, "stale-a", opts)
+	sessions := b.Stats().Sessions
+	start := time.Now()
+	linkMeshes(t, a2, b)
+	// b was up (the old session) all along: wait for the new one.
+	waitUntil(t, ctx, "b takes up the restarted peer", func() bool { return b.Stats().Sessions > sessions })
+	if b.Stats().Sessions != sessions+1 || pb.path() != a2.Addr() {
+		t.Fatalf("b: %d new sessions, path %v, want 1 and %v", b.Stats().Sessions-sessions, pb.path(), a2.Addr())
+	}
+	if b.Stats().DropReplay == 0 {
+		t.Fatal("the restarted peer's first handshake was not stale: the test tests nothing")
+	}
+	t.Logf("taken up in %v", time.Since(start).Round(time.Millisecond))
+	runStreamPair(t, a2, b, 16<<10)
+}
+
+// A peer restarted within a second (a git command after another, each a
+// new process with the same identity) links with a stale handshake,
+// which a worker opens, and sends its first channel packets as soon as
+// it is up: they may arrive before the new session exists, and are kept
+// until it does rather than dropped (and resent after a timeout).
+func TestRestartedPeerFirstPacketsKept(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ao := liveOpts()
+	ao.Allow = allowAll
+	alice := newTestMesh(t, "kept-alice", ao)
+	alice.Handle(StreamType, func(c *Channel) {
+		s, err := NewStream(ctx, c)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(s, s)
+		s.Close()
+	})
+	for i := range 5 {
+		bob := newTestMesh(t, "kept-bob", liveOpts())
+		if _, err := bob.Link(ctx, alice.LinkInfo()); err != nil {
+			t.Fatal(err)
+		}
+		s, err := bob.OpenStream(ctx, alice.Hashname(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Write([]byte("fetch")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(s, buf); err != nil {
+			t.Fatalf("process %d: %v", i, err)
+		}
+		s.Close()
+		bob.Close()
+	}
+	if s := alice.Stats(); s.DropDecrypt != 0 || s.Sessions != 5 {
+		t.Fatalf("%d channel packets of new sessions dropped, %d sessions: %+v", s.DropDecrypt, s.Sessions, s)
+	}
 }
