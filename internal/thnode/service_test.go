@@ -328,8 +328,14 @@ func TestRevoke(t *testing.T) {
 				t.Fatal("the git stream of a revoked peer still delivers")
 			}
 			t.Logf("revoked in %s", time.Since(start).Round(time.Millisecond))
+			// Bob sees the abort before Alice's serving goroutines have
+			// returned and deregistered: give them a moment (a hang guard,
+			// not a speed target).
+			for wait := time.Now().Add(hangGuard); alice.servedTo(bobID.Hashname()) != 0 && time.Now().Before(wait); {
+				time.Sleep(10 * time.Millisecond)
+			}
 			if n := alice.servedTo(bobID.Hashname()); n != 0 {
-				t.Errorf("alice still serves %d streams to bob", n)
+				t.Errorf("alice still serves %d streams to bob after %s", n, hangGuard)
 			}
 			dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
 			defer dcancel()
