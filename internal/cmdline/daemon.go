@@ -207,26 +207,48 @@ func runForeground(c *cli.Context) error {
 	defer stop()
 	log := logger(c)
 	out := stdoutEmitter{w: protocol.NewWriter(c.App.Writer), log: log}
-	lock, repo, paths, err := lockRepo(ctx, c, background.Foreground)
+	p, err := startProgram(ctx, c, background.Foreground, out, nil)
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	defer lock.Release()
+	defer p.release()
+	stdin := daemon.ReadCommands(p.ctx, c.App.Reader, out)
+	p.sup.Add("commands", supervise.Func(func(ctx context.Context) error { p.mux.run(ctx, stdin); return nil }))
+	return run(p.ctx, p.sup, p.d, p.mux.out)
+}
+
+// program is a daemon holding the repository's lock, with its supervisor
+// and command intake (the control socket open).
+type program struct {
+	ctx  context.Context
+	repo daemon.Repo
+	sup  *supervise.Supervisor
+	mux  *commandMux
+	d    *daemon.Daemon
+
+	release func()
+}
+
+// startProgram takes the one-daemon lock for mode, opens the control
+// socket (so a command sent while the daemon starts waits for it rather
+// than finding no daemon) and builds the daemon; started is called once
+// every remote has started.
+func startProgram(ctx context.Context, c *cli.Context, mode background.Mode, out daemon.Emitter, started func()) (*program, error) {
+	log := logger(c)
+	lock, repo, paths, err := lockRepo(ctx, c, mode)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sup := supervise.New(supervise.Options{Logger: log})
-	mux := newCommandMux()
-	// The socket opens with the lock: a command that comes while the
-	// daemon starts waits for it rather than finding no daemon.
-	addControl(sup, paths, repo, mux, log)
-	d, err := newDaemon(ctx, c, sup, out, paths.Status, nil)
-	if err != nil {
-		return cli.Exit(err.Error(), 1)
+	p := &program{ctx: ctx, repo: repo, sup: supervise.New(supervise.Options{Logger: log}), mux: newCommandMux(),
+		release: func() { cancel(); lock.Release() }}
+	addControl(p.sup, paths, repo, p.mux, log)
+	if p.d, err = newDaemon(ctx, c, p.sup, out, paths.Status, started); err != nil {
+		p.release()
+		return nil, err
 	}
-	mux.setStatus(d.Status)
-	stdin := daemon.ReadCommands(ctx, c.App.Reader, out)
-	sup.Add("commands", supervise.Func(func(ctx context.Context) error { mux.run(ctx, stdin); return nil }))
-	return run(ctx, sup, d, mux.out)
+	p.mux.setStatus(p.d.Status)
+	return p, nil
 }
 
 // lockRepo finds the repository and takes its one-daemon lock for a
@@ -264,24 +286,14 @@ func runService(c *cli.Context) error {
 	if os.Getenv(background.ReadyFDEnv) != "" { // started by detach
 		mode = background.Detached
 	}
-	lock, repo, paths, err := lockRepo(ctx, c, mode)
-	if err != nil {
-		background.Ready("error: " + err.Error())
-		return cli.Exit(err.Error(), 1)
-	}
-	defer lock.Release()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sup := supervise.New(supervise.Options{Logger: log})
-	mux := newCommandMux()
-	addControl(sup, paths, repo, mux, log)
 	// Up once the remotes have started: a `status` right after lists them.
-	d, err := newDaemon(ctx, c, sup, logEmitter{log}, paths.Status, func() { background.Ready("ready") })
+	p, err := startProgram(ctx, c, mode, logEmitter{log}, func() { background.Ready("ready") })
 	if err != nil {
 		background.Ready("error: " + err.Error())
 		return cli.Exit(err.Error(), 1)
 	}
-	mux.setStatus(d.Status)
+	defer p.release()
+	sup, mux := p.sup, p.mux
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -296,8 +308,8 @@ func runService(c *cli.Context) error {
 			}
 		}
 	}))
-	log.Info("started", "version", Version, "pid", os.Getpid(), "mode", string(mode), "repo", repo.Dir)
-	err = run(ctx, sup, d, mux.out)
+	log.Info("started", "version", Version, "pid", os.Getpid(), "mode", string(mode), "repo", p.repo.Dir)
+	err = run(p.ctx, sup, p.d, mux.out)
 	log.Info("stopped")
 	return err
 }

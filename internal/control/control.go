@@ -190,17 +190,11 @@ func answer(ctx context.Context, line string, n int, h Handler) protocol.Message
 // returns at the first refused one, with the daemon's ERROR text. It
 // refuses a socket that is not the user's own.
 func Send(ctx context.Context, path string, cmds ...protocol.Message) error {
-	if err := checkOwner(path); err != nil {
-		return err
-	}
-	var conn net.Conn
-	err := withSockAddr(path, func(addr string) error {
-		var d net.Dialer
-		var err error
-		conn, err = d.DialContext(ctx, "unix", addr)
-		return err
-	})
+	conn, err := dial(ctx, path)
 	if err != nil {
+		if errors.Is(err, errNotOwner) {
+			return err
+		}
 		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
 			return fmt.Errorf("%w (%s)", ErrNoDaemon, path)
 		}
@@ -278,4 +272,23 @@ func checkOwner(path string) error {
 		return fmt.Errorf("%s belongs to uid %d, not to you (uid %d): refused", path, st.Uid, os.Getuid())
 	}
 	return nil
+}
+
+// errNotOwner marks dial's refusal of a socket that is not the user's.
+var errNotOwner = errors.New("not the user's socket")
+
+// dial connects to the control socket at path, once it is known to be
+// the user's own.
+func dial(ctx context.Context, path string) (net.Conn, error) {
+	if err := checkOwner(path); err != nil {
+		return nil, fmt.Errorf("%w: %w", errNotOwner, err)
+	}
+	var conn net.Conn
+	err := withSockAddr(path, func(addr string) error {
+		var d net.Dialer
+		var err error
+		conn, err = d.DialContext(ctx, "unix", addr)
+		return err
+	})
+	return conn, err
 }

@@ -3,9 +3,9 @@ package control
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 
 	"github.com/git-remote-daemon/git-remote-daemon/protocol"
@@ -45,17 +45,11 @@ func (s *Server) answerQuery() protocol.Message {
 // QueryStatus asks the daemon listening at path for its live status and
 // returns the JSON document it answered.
 func QueryStatus(ctx context.Context, path string) ([]byte, error) {
-	if err := checkOwner(path); err != nil {
-		return nil, err
-	}
-	var conn net.Conn
-	err := withSockAddr(path, func(addr string) error {
-		var d net.Dialer
-		var err error
-		conn, err = d.DialContext(ctx, "unix", addr)
-		return err
-	})
+	conn, err := dial(ctx, path)
 	if err != nil {
+		if errors.Is(err, errNotOwner) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w (%s): %w", ErrNoDaemon, path, err)
 	}
 	defer conn.Close()
