@@ -395,7 +395,13 @@ func (c *Channel) processAckLocked(ip *innerPkt, now time.Time) [][]byte {
 		// A retransmission was acknowledged, and the receiver holds
 		// nothing beyond it: what was sent before that retransmission
 		// and is still unacknowledged was lost (NewReno partial ack).
-		if newest.resends > 0 && len(ip.miss) <= 1 {
+		// Unless the ack came too soon after the retransmission to be
+		// its ack: then the original was only delayed (a queue on the
+		// path outgrew the timeout), and so is what followed it;
+		// resending that would double the queue and, the acks of the
+		// originals acking each resent batch, go back over the whole
+		// window again and again.
+		if newest.resends > 0 && len(ip.miss) <= 1 && now.Sub(newest.sentAt) >= s.srtt/2 {
 			k := 0
 			for _, op := range s.q {
 				if k == rtoBurst {
