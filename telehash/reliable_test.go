@@ -218,13 +218,13 @@ func TestReliableSpuriousTimeoutNoGoBack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// seq 1 is acked after 10 s: a slow path, srtt 10 s (rto 2 s max)
+	// seq 1 is acked after 10 s: no round trip takes less (rto 2 s max)
 	c.mu.Lock()
 	c.snd.q[0].sentAt = time.Now().Add(-10 * time.Second)
 	c.mu.Unlock()
 	c.receive(&innerPkt{c: 1, ack: 1, miss: []uint32{1024}})
-	if c.snd.acked != 1 || c.snd.srtt < 9*time.Second {
-		t.Fatalf("acked %d srtt %v", c.snd.acked, c.snd.srtt)
+	if c.snd.acked != 1 || c.snd.minRTT < 9*time.Second {
+		t.Fatalf("acked %d minRTT %v", c.snd.acked, c.snd.minRTT)
 	}
 	// the rest waits in a queue longer than the timeout, which resends
 	// the oldest
