@@ -46,6 +46,7 @@ type sndState struct {
 	cwnd, ssthresh float64
 	recover        uint32 // loss reactions wait until this seq is acked
 	srtt, rttvar   time.Duration
+	minRTT         time.Duration // lowest RTT sample: no ack comes sooner
 	rto            time.Duration
 	progressAt     time.Time
 	holes          bool // the last miss listed gaps: the next ack may fill one
@@ -76,6 +77,9 @@ func (s *sndState) resendGap() time.Duration { return max(s.srtt+s.srtt/4, minRe
 
 // sampleRTT updates the RTT estimate (RFC 6298).
 func (s *sndState) sampleRTT(r time.Duration) {
+	if s.minRTT == 0 || r < s.minRTT {
+		s.minRTT = r
+	}
 	if s.srtt == 0 {
 		s.srtt, s.rttvar = r, r/2
 	} else {
@@ -402,7 +406,14 @@ func (c *Channel) processAckLocked(ip *innerPkt, now time.Time) [][]byte {
 		// A retransmission was acknowledged, and the receiver holds
 		// nothing beyond it: what was sent before that retransmission
 		// and is still unacknowledged was lost (NewReno partial ack).
-		if newest.resends > 0 && len(ip.miss) <= 1 {
+		// Unless the ack came sooner after the retransmission than
+		// any round trip took (RACK, RFC 8985): then it is the ack of
+		// the original, which was only delayed (a queue on the path
+		// outgrew the timeout), and so is what followed it;
+		// resending that would double the queue and, the acks of the
+		// originals acking each resent batch, go back over the whole
+		// window again and again.
+		if newest.resends > 0 && len(ip.miss) <= 1 && now.Sub(newest.sentAt) >= s.minRTT {
 			k := 0
 			for _, op := range s.q {
 				if k == rtoBurst {

@@ -202,3 +202,49 @@ func FuzzReliableReceive(f *testing.F) {
 		}
 	})
 }
+
+// A retransmission timeout that fired while the packets were only
+// delayed (queued behind a busy receiver) resends the oldest packets
+// once; the acks of the delayed originals that follow at once are not
+// taken for acks of those retransmissions, which would resend the rest
+// of the window as lost, batch after batch (each ack covering the batch
+// just resent), doubling the queue that caused the timeout.
+func TestReliableSpuriousTimeoutNoGoBack(t *testing.T) {
+	c := bareChannel(t, 1024)
+	ctx := context.Background()
+	c.snd.cwnd, c.snd.peerWin = 100, 1024 // opened by earlier acks
+	for i := 0; i < 65; i++ {
+		if err := c.send(ctx, outHead{}, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// seq 1 is acked after 10 s: no round trip takes less (rto 2 s max)
+	c.mu.Lock()
+	c.snd.q[0].sentAt = time.Now().Add(-10 * time.Second)
+	c.mu.Unlock()
+	c.receive(&innerPkt{c: 1, ack: 1, miss: []uint32{1024}})
+	if c.snd.acked != 1 || c.snd.minRTT < 9*time.Second {
+		t.Fatalf("acked %d minRTT %v", c.snd.acked, c.snd.minRTT)
+	}
+	// the rest waits in a queue longer than the timeout, which resends
+	// the oldest
+	c.mu.Lock()
+	for _, op := range c.snd.q {
+		op.sentAt = time.Now().Add(-3 * time.Second)
+	}
+	c.mu.Unlock()
+	c.onRTO()
+	if n := c.m.stats.retransmits.Load(); n != rtoBurst {
+		t.Fatalf("timeout resent %d", n)
+	}
+	// the queued originals arrive, acked every 8 as they come in order
+	for a := uint32(9); a <= 65; a += 8 {
+		c.receive(&innerPkt{c: 1, ack: a, miss: []uint32{1024}})
+		if c.snd.acked != a {
+			t.Fatalf("acked %d, want %d", c.snd.acked, a)
+		}
+	}
+	if n := c.m.stats.retransmits.Load(); n != rtoBurst {
+		t.Fatalf("%d packets resent, want only the %d the timeout resent", n, rtoBurst)
+	}
+}
