@@ -1,0 +1,121 @@
+package xmpp
+
+import (
+	"encoding/xml"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+)
+
+// handle reads one incoming stanza. Following mellium's known bugs it
+// never returns an error that is not a stanza.Error (that would end the
+// session), never calls the session's Send (deadlock): replies go
+// through t, and everything else is queued for the dispatch goroutine.
+func (s *Session) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+	var in inStanza
+	if err := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(*start), t)).Decode(&in); err != nil {
+		s.log.Debug("xmpp: undecodable stanza", "name", start.Name.Local, "err", err)
+		return nil
+	}
+	from, err := jid.Parse(in.From)
+	if in.From == "" || err != nil {
+		from = jid.JID{}
+	}
+	switch start.Name.Local {
+	case "message":
+		s.handleMessage(from, &in)
+	case "presence":
+		s.handlePresence(t, from, &in)
+	case "iq":
+		// Roster pushes come from our own account (or no from): answer
+		// them. Other requests get mellium's default error reply.
+		if in.Roster != nil && in.Type == "set" && (in.From == "" || from.Bare().Equal(s.account)) {
+			_ = t.Encode(stanza.IQ{ID: in.ID, To: from, Type: stanza.ResultIQ})
+		}
+	}
+	return nil
+}
+
+// allowed reports whether a bare JID may talk to our node.
+func (s *Session) allowed(bare jid.JID) bool {
+	return bare.Equal(s.account) || s.peers[bare.String()]
+}
+
+func (s *Session) handleMessage(from jid.JID, in *inStanza) {
+	if in.Datagram == nil || in.Type == "error" || from.Resourcepart() == "" {
+		return
+	}
+	if !s.allowed(from.Bare()) {
+		s.dropped.Add(1)
+		return
+	}
+	b, err := decodeDatagram(in.Datagram.Text)
+	if err != nil {
+		s.dropped.Add(1)
+		return
+	}
+	s.received.Add(1)
+	fs := from.String()
+	s.queue(func() {
+		if s.cfg.OnDatagram != nil {
+			s.cfg.OnDatagram(fs, b)
+		}
+	}, true)
+}
+
+func (s *Session) handlePresence(t xmlstream.TokenReadEncoder, from jid.JID, in *inStanza) {
+	if from.Equal(jid.JID{}) {
+		return
+	}
+	bare := from.Bare()
+	switch in.Type {
+	case "subscribe":
+		// Accept configured accounts (and ask back for theirs), refuse
+		// everyone else.
+		if s.peers[bare.String()] {
+			_ = t.Encode(stanza.Presence{To: bare, Type: stanza.SubscribedPresence})
+			_ = t.Encode(stanza.Presence{To: bare, Type: stanza.SubscribePresence})
+			s.log.Debug("xmpp: subscription accepted", "from", bare)
+		} else {
+			_ = t.Encode(stanza.Presence{To: bare, Type: stanza.UnsubscribedPresence})
+			s.log.Info("xmpp: subscription refused: not a configured peer", "from", bare)
+		}
+		return
+	case "", "unavailable", "error":
+	default:
+		return
+	}
+	if from.Resourcepart() == "" || !s.allowed(bare) {
+		return
+	}
+	s.mu.Lock()
+	if from.Equal(s.local) {
+		s.mu.Unlock()
+		return
+	}
+	key := from.String()
+	old, had := s.nodes[key]
+	var p Peer
+	switch {
+	case in.Type == "" && in.Node != nil && (Node{Hashname: in.Node.Hashname}).Validate() == nil:
+		p = Peer{JID: key, Node: Node{Hashname: in.Node.Hashname}, Online: true}
+		if had && old == p {
+			s.mu.Unlock()
+			return
+		}
+		s.nodes[key] = p
+	case had:
+		delete(s.nodes, key)
+		p = Peer{JID: key, Node: old.Node}
+	default:
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.queue(func() {
+		if s.cfg.OnPeer != nil {
+			s.cfg.OnPeer(p)
+		}
+	}, false)
+}

@@ -1,0 +1,103 @@
+package xmpp
+
+import (
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"mellium.im/xmlstream"
+)
+
+// Namespaces of the project's own elements.
+const (
+	// NSNode is the presence payload that marks a resource as a node of
+	// git-remote-daemon: <node xmlns=NSNode hashname="..."/>.
+	NSNode = "urn:git-remote-daemon:node:0"
+	// NSDatagram carries one opaque datagram, base64, in a <message>:
+	// <d xmlns=NSDatagram>...</d>.
+	NSDatagram = "urn:git-remote-daemon:datagram:0"
+	nsHints    = "urn:xmpp:hints"
+)
+
+// MaxDatagram is the largest datagram Send accepts and the handler
+// decodes (telehash packets are below 1.5 KB; Prosody's stanza limit is
+// 256 KiB).
+const MaxDatagram = 16 << 10
+
+// ErrDatagramSize reports a datagram above MaxDatagram.
+var ErrDatagramSize = errors.New("xmpp: datagram too large")
+
+// Node is what a node announces in its presence.
+type Node struct {
+	// Hashname is the node's telehash hashname (52 base32 characters).
+	Hashname string
+}
+
+var hashnameRE = regexp.MustCompile(`^[a-z2-7]{52}$`)
+
+// Validate reports a malformed hashname.
+func (n Node) Validate() error {
+	if !hashnameRE.MatchString(n.Hashname) {
+		return fmt.Errorf("xmpp: bad hashname %q in node presence", n.Hashname)
+	}
+	return nil
+}
+
+// nodeElem is the wire form of Node.
+type nodeElem struct {
+	XMLName  xml.Name `xml:"urn:git-remote-daemon:node:0 node"`
+	Hashname string   `xml:"hashname,attr"`
+}
+
+// TokenReader encodes n as its presence payload.
+func (n Node) TokenReader() xml.TokenReader {
+	return xmlstream.Wrap(nil, xml.StartElement{
+		Name: xml.Name{Space: NSNode, Local: "node"},
+		Attr: []xml.Attr{{Name: xml.Name{Local: "hashname"}, Value: n.Hashname}},
+	})
+}
+
+// datagramReader is the payload of a datagram message: the datagram and
+// hints that keep servers from storing or copying it.
+func datagramReader(b []byte) xml.TokenReader {
+	return xmlstream.MultiReader(
+		xmlstream.Wrap(xmlstream.Token(xml.CharData(base64.StdEncoding.EncodeToString(b))),
+			xml.StartElement{Name: xml.Name{Space: NSDatagram, Local: "d"}}),
+		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsHints, Local: "no-store"}}),
+		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsHints, Local: "no-copy"}}),
+	)
+}
+
+// inStanza is what the handler reads of any incoming stanza.
+type inStanza struct {
+	XMLName  xml.Name
+	From     string    `xml:"from,attr"`
+	To       string    `xml:"to,attr"`
+	Type     string    `xml:"type,attr"`
+	ID       string    `xml:"id,attr"`
+	Datagram *dataElem `xml:"urn:git-remote-daemon:datagram:0 d"`
+	Node     *nodeElem `xml:"urn:git-remote-daemon:node:0 node"`
+	Roster   *struct{} `xml:"jabber:iq:roster query"`
+}
+
+type dataElem struct {
+	Text []byte `xml:",chardata"`
+}
+
+// decodeDatagram decodes the base64 text of a <d/> element.
+func decodeDatagram(text []byte) ([]byte, error) {
+	if base64.StdEncoding.DecodedLen(len(text)) > MaxDatagram+3 {
+		return nil, ErrDatagramSize
+	}
+	b := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
+	n, err := base64.StdEncoding.Decode(b, text)
+	if err != nil {
+		return nil, fmt.Errorf("xmpp: datagram: %w", err)
+	}
+	if n > MaxDatagram {
+		return nil, ErrDatagramSize
+	}
+	return b[:n], nil
+}
