@@ -50,9 +50,13 @@ type Path struct {
 
 // LinkInfo is what a Mesh needs to link to a peer (spec: link.md "JSON"):
 // its keys (base32 by CSID, a "3a" key is required) and paths.
+// Intermediates may stand for the keys of the peer's other cipher sets
+// (base32 SHA-256 of the key, spec: hashname.md): the hashname is
+// computed from both.
 type LinkInfo struct {
-	Keys  map[string]string `json:"keys"`
-	Paths []Path            `json:"paths"`
+	Keys          map[string]string `json:"keys"`
+	Intermediates map[string]string `json:"intermediates,omitempty"`
+	Paths         []Path            `json:"paths"`
 }
 
 // MeshOptions configure a Mesh. Zero values select the defaults.
@@ -368,6 +372,11 @@ func (m *Mesh) readLoop() {
 
 // receive handles one datagram; b is reused by the caller afterwards.
 func (m *Mesh) receive(b []byte, from netip.AddrPort) {
+	// A dual-stack socket sees IPv4 peers as ::ffff:a.b.c.d: keep their
+	// paths IPv4, as they are linked and compared.
+	if from.Addr().Is4In6() {
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	}
 	pkt, err := uncloakInPlace(b)
 	if err != nil || len(pkt) < 2 {
 		m.stats.dropMalformed.Add(1)

@@ -214,7 +214,7 @@ func (p *peer) targetsLocked() []netip.AddrPort {
 // Keep), and let go when idle. Returns at once when the link is already
 // up.
 func (m *Mesh) Link(ctx context.Context, info LinkInfo) (Hashname, error) {
-	hn, err := HashnameFromBase32Keys(info.Keys)
+	hn, err := HashnameFromParts(info.Keys, info.Intermediates)
 	if err != nil {
 		return "", fmt.Errorf("telehash: link: %w", err)
 	}

@@ -2,7 +2,6 @@ package cmdline
 
 import (
 	"fmt"
-	"net/netip"
 
 	"github.com/urfave/cli/v2"
 
@@ -28,7 +27,8 @@ func addressCmd(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	a := thnode.Addr{Hashname: id.Hashname(), Keys: id.Keys()}
+	// The shortest form: the cs3a key and the digests of long keys.
+	a := thnode.Addr{Hashname: id.Hashname(), Keys: id.Keys()}.Short()
 	listen, _ := cfg.Get("remotedaemon.thlisten")
 	if !inRepo || listen == "" {
 		if inRepo {
@@ -41,9 +41,8 @@ func addressCmd(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("remotedaemon.thListen: %v", err), 1)
 	}
-	for _, p := range paths {
-		a.Paths = []netip.AddrPort{p}
-		fmt.Fprintln(c.App.Writer, a)
+	for _, u := range thnode.AdvertisedAddrs(a, paths) {
+		fmt.Fprintln(c.App.Writer, u)
 	}
 	return nil
 }

@@ -180,12 +180,8 @@ func (n *Node) Dial(ctx context.Context, addr Addr, service string) (*telehash.S
 		if !addr.Reachable() {
 			return nil, fmt.Errorf("%s: not linked, and the th:: URL has no key and path to reach it", hn)
 		}
-		info := telehash.LinkInfo{Keys: addr.Keys}
-		for _, p := range addr.Paths {
-			info.Paths = append(info.Paths, telehash.Path{Type: "udp4", IP: p.Addr().String(), Port: int(p.Port())})
-		}
 		n.log.Debug("linking", "peer", hn, "paths", addr.Paths)
-		got, err := n.Mesh.Link(ctx, info)
+		got, err := n.Mesh.Link(ctx, addr.LinkInfo())
 		n.log.Debug("link done", "peer", hn, "err", err)
 		if err != nil {
 			return nil, fmt.Errorf("link to %s: %w", hn, err)
