@@ -57,6 +57,8 @@ type LinkInfo struct {
 	Keys          map[string]string `json:"keys"`
 	Intermediates map[string]string `json:"intermediates,omitempty"`
 	Paths         []Path            `json:"paths"`
+	// Pipes are paths to try besides Paths (see Pipe).
+	Pipes []Pipe `json:"-"`
 }
 
 // MeshOptions configure a Mesh. Zero values select the defaults.
@@ -220,6 +222,8 @@ type Mesh struct {
 	// tombs remember forgotten peers (tombOrder: oldest first).
 	tombs     map[Hashname]tomb
 	tombOrder []Hashname
+	// pendingPipes are pipes offered (AddPipe) to peers not known yet.
+	pendingPipes map[Hashname][]Pipe
 
 	limiter   *sourceLimiter
 	hsq       chan hsJob
@@ -377,6 +381,12 @@ func (m *Mesh) receive(b []byte, from netip.AddrPort) {
 	if from.Addr().Is4In6() {
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	}
+	m.receivePath(b, udpPath(from))
+}
+
+// receivePath handles one packet that came over path from; b is
+// overwritten, and reused by the caller afterwards.
+func (m *Mesh) receivePath(b []byte, from pathAddr) {
 	pkt, err := uncloakInPlace(b)
 	if err != nil || len(pkt) < 2 {
 		m.stats.dropMalformed.Add(1)
@@ -395,7 +405,7 @@ func (m *Mesh) receive(b []byte, from netip.AddrPort) {
 // receiveChannel routes a channel packet by its token, decrypts it in
 // place and hands it to the peer. Only a fresh packet moves the peer's
 // path (see peer.receiveChannel).
-func (m *Mesh) receiveChannel(pkt []byte, from netip.AddrPort) {
+func (m *Mesh) receiveChannel(pkt []byte, from pathAddr) {
 	if len(pkt) < 2+TokenSize {
 		m.stats.dropMalformed.Add(1)
 		return
@@ -418,7 +428,7 @@ func (m *Mesh) receiveChannel(pkt []byte, from netip.AddrPort) {
 }
 
 // receiveDecrypted handles a decrypted channel packet of p from addr.
-func (p *peer) receiveDecrypted(inner []byte, from netip.AddrPort) {
+func (p *peer) receiveDecrypted(inner []byte, from pathAddr) {
 	// Sealed with the session keys: the peer has our handshake.
 	p.confirmed.Store(true)
 	ip, err := decodeInner(inner)
@@ -446,6 +456,7 @@ func (m *Mesh) peer(hn Hashname, key []byte) (*peer, error) {
 	}
 	p := newPeer(m, hn, x)
 	m.resurrectLocked(p)
+	m.adoptPendingPipesLocked(p)
 	m.peers[hn] = p
 	m.tokens[x.Token()] = p
 	return p, nil

@@ -36,14 +36,14 @@ func TestMeshDualStack(t *testing.T) {
 			t.Fatalf("%s link: %v", tc.path.Type, err)
 		}
 		waitUntil(t, ctx, "a up", func() bool { return a.Up(tc.m.Hashname()) })
-		got := a.lookup(tc.m.Hashname()).path()
+		got := a.lookup(tc.m.Hashname()).path().udp
 		if got != tc.m.Addr() {
 			t.Fatalf("a sees %s at %v, want %v", tc.path.Type, got, tc.m.Addr())
 		}
 		runStreamPair(t, tc.m, a, 64<<10)
 		runStreamPair(t, a, tc.m, 64<<10)
 	}
-	if p := a.lookup(b.Hashname()).path(); !p.Addr().Is4() || p.Addr() != netip.MustParseAddr("127.0.0.1") {
+	if p := a.lookup(b.Hashname()).path().udp; !p.Addr().Is4() || p.Addr() != netip.MustParseAddr("127.0.0.1") {
 		t.Fatalf("IPv4 peer's path %v", p)
 	}
 }
