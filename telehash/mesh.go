@@ -231,6 +231,7 @@ type Mesh struct {
 	stashMu   sync.Mutex
 	stash     []stashed // channel packets waiting for a session (mesh_stash.go)
 
+	seenAs seenState // path_channel.go
 	stats  meshStats
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -263,6 +264,7 @@ func NewMesh(ctx context.Context, id *Identity, opts MeshOptions) (*Mesh, error)
 		hsq:      make(chan hsJob, opts.HandshakeQueue),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.handlers[PathType] = m.servePath
 	m.wg.Add(2 + opts.HandshakeWorkers)
 	go m.readLoop()
 	go m.monitor()

@@ -124,6 +124,7 @@ func (p *peer) setUp() {
 	if f := p.m.opts.OnLink; f != nil {
 		f(p.hn, true)
 	}
+	go p.requestPaths(p.m.ctx) // path_channel.go
 }
 
 // failChannels fails and forgets every channel.
