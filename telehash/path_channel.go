@@ -295,7 +295,8 @@ func (p *peer) sendInnerTo(h *outHead, body []byte, to pathAddr) error {
 // us at (SeenAs).
 func (p *peer) requestPaths(ctx context.Context) {
 	m := p.m
-	paths, err := json.Marshal(m.LocalPaths())
+	local := m.LocalPaths()
+	paths, err := json.Marshal(local)
 	if err != nil {
 		return
 	}
@@ -316,10 +317,18 @@ func (p *peer) requestPaths(ctx context.Context) {
 			}
 			return
 		}
-		// The first response went over the path in use (the others
-		// to paths we listed ourselves).
-		if a, ok := ParsePathResponse(pkt.Extra); ok && !got {
-			got = true
+		// Answers also go to the paths we listed: one naming another
+		// path (a NAT's) is how the peer sees us, and wins.
+		a, ok := ParsePathResponse(pkt.Extra)
+		if !ok {
+			continue
+		}
+		listed := false
+		for _, l := range local {
+			listed = listed || l == PathOf(a)
+		}
+		if !got || !listed {
+			got = got || !listed
 			m.setSeenAs(p.hn, a)
 			m.log.Debug("telehash: seen as", "peer", p.hn, "path", a)
 		}
