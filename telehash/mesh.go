@@ -271,6 +271,10 @@ func NewMesh(ctx context.Context, id *Identity, opts MeshOptions) (*Mesh, error)
 	for range opts.HandshakeWorkers {
 		go m.handshakeWorker()
 	}
+	if m.addr.Addr().IsUnspecified() { // roam.go: notice a network change
+		m.wg.Add(1)
+		go m.watchInterfaces(net.InterfaceAddrs, interfacePoll)
+	}
 	return m, nil
 }
 

@@ -49,6 +49,7 @@ type peer struct {
 	// (guarded by Mesh.mu).
 	curEph [KeySize3a]byte
 	hasEph bool
+	roam   roamState // roam.go
 }
 
 func newPeer(m *Mesh, hn Hashname, x *Exchange) *peer {
@@ -174,6 +175,9 @@ func (p *peer) tick(now time.Time) {
 	}
 	if keepalive {
 		p.keepalive(addrs)
+	}
+	if keepalive || down {
+		p.watchAnswer(now) // roam.go: probe a peer that does not answer
 	}
 	if remove {
 		p.m.mu.Lock()

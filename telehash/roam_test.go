@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
+	"net/netip"
+	"sync"
 	"testing"
 	"time"
 )
@@ -119,4 +122,189 @@ func TestRoamPeerRestartsOnAnotherPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("a stream works again %v after the restart", took.Round(time.Millisecond))
+}
+
+// natProxy is a NAT in front of one client: the client sends to inside,
+// the server sees it at outside's address; rebind replaces outside (the
+// NAT's mapping changed, as when a laptop joins another network), and
+// what the server sends to the old mapping is lost.
+type natProxy struct {
+	t      testing.TB
+	inside *net.UDPConn
+	server netip.AddrPort
+
+	mu      sync.Mutex
+	outside *net.UDPConn
+	client  netip.AddrPort
+}
+
+func newNATProxy(t testing.TB, server netip.AddrPort) *natProxy {
+	n := &natProxy{t: t, inside: rawUDP(t), server: server}
+	n.rebind()
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			k, from, err := n.inside.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			n.mu.Lock()
+			n.client = from
+			out := n.outside
+			n.mu.Unlock()
+			_, _ = out.WriteToUDPAddrPort(buf[:k], n.server)
+		}
+	}()
+	return n
+}
+
+// rebind gives the NAT a new outside address; the old one is closed.
+func (n *natProxy) rebind() {
+	out := rawUDP(n.t)
+	n.mu.Lock()
+	old := n.outside
+	n.outside = out
+	n.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			k, _, err := out.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			n.mu.Lock()
+			client := n.client
+			n.mu.Unlock()
+			_, _ = n.inside.WriteToUDPAddrPort(buf[:k], client)
+		}
+	}()
+}
+
+func (n *natProxy) outsideAddr() netip.AddrPort {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.outside.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+func (n *natProxy) path() Path { return PathOf(n.inside.LocalAddr().(*net.UDPAddr).AddrPort()) }
+
+// A node whose own address changed (its NAT mapping moved) gets back to
+// its peers at once when it notices (Roam): the peer's path moves to the
+// new address and the peer reaches it again. Before it, the peer's
+// packets go to the old address and are lost.
+func TestRoamOwnAddressChanges(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a := newTestMesh(t, "own-a", nodeOpts())
+	a.Handle(StreamType, echoHandler(ctx))
+	bo := nodeOpts()
+	bo.Allow = allowAll
+	b := newTestMesh(t, "own-b", bo)
+	nat := newNATProxy(t, b.Addr())
+	info := b.LinkInfo()
+	info.Paths = []Path{nat.path()}
+	if _, err := a.Link(ctx, info); err != nil {
+		t.Fatal(err)
+	}
+	release, _ := a.Keep(b.Hashname())
+	defer release()
+	waitUntil(t, ctx, "b is up", func() bool { return b.Up(a.Hashname()) })
+	if _, err := openAndPing(ctx, b, a.Hashname()); err != nil {
+		t.Fatal(err)
+	}
+	nat.rebind()
+	// b still sends to the old mapping: nothing gets through.
+	octx, ocancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	if _, err := openAndPing(octx, b, a.Hashname()); err == nil {
+		t.Fatal("b reached a at its old address: the test tests nothing")
+	}
+	ocancel()
+	start := time.Now()
+	a.Roam()
+	octx, ocancel = context.WithTimeout(ctx, 3*time.Second)
+	defer ocancel()
+	if _, err := openAndPing(octx, b, a.Hashname()); err != nil {
+		t.Fatalf("b cannot reach a after Roam: %v (b's path to a %v, the NAT is at %v)", err, b.lookup(a.Hashname()).path(), nat.outsideAddr())
+	}
+	if got := b.lookup(a.Hashname()).path().udp; got != nat.outsideAddr() {
+		t.Fatalf("b's path to a %v, want %v", got, nat.outsideAddr())
+	}
+	t.Logf("b reaches a again %v after Roam", time.Since(start).Round(time.Millisecond))
+}
+
+// A link whose path died (here: the relay it went through stops) goes
+// down at the link timeout, and is then probed on the paths the peer
+// listed in its path request too: it is back up on one of them within
+// a second or two (not while the link is up: a link through a relay
+// stays there while the relay works).
+func TestRoamLinkTimeoutTriesLearnedPaths(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ao := nodeOpts()
+	ao.Keepalive, ao.LinkTimeout = time.Second, 3*time.Second
+	a := newTestMesh(t, "learn-a", ao)
+	bo := ao
+	bo.Allow = allowAll
+	b := newTestMesh(t, "learn-b", bo)
+	b.Handle(StreamType, echoHandler(ctx))
+	relay := newLossyProxy(t, b.Addr(), 0, 0)
+	info := b.LinkInfo()
+	info.Paths = []Path{relay.path()}
+	if _, err := a.Link(ctx, info); err != nil {
+		t.Fatal(err)
+	}
+	release, _ := a.Keep(b.Hashname())
+	defer release()
+	pa := a.lookup(b.Hashname())
+	waitUntil(t, ctx, "a learns b's own path", func() bool { return len(pa.learnedPaths()) > 0 })
+	if got := pa.path().udp; got != relay.conn.LocalAddr().(*net.UDPAddr).AddrPort() {
+		t.Fatalf("a's path to b %v, want the relay", got)
+	}
+	relay.mu.Lock()
+	relay.drop = 1 // the relay dies
+	relay.mu.Unlock()
+	start := time.Now()
+	waitUntil(t, ctx, "a moves to b's own path", func() bool { return pa.path().udp == b.Addr() })
+	took := time.Since(start)
+	if _, err := openAndPing(ctx, a, b.Hashname()); err != nil {
+		t.Fatal(err)
+	}
+	if took > ao.LinkTimeout+3*time.Second {
+		t.Fatalf("back up after %v, link timeout %v", took, ao.LinkTimeout)
+	}
+	t.Logf("a on b's own path %v after the relay died (keepalive %v, link timeout %v, probes %d)",
+		took.Round(time.Millisecond), ao.Keepalive, ao.LinkTimeout, pa.roam.probes)
+}
+
+// The interface watcher calls Roam when the machine's addresses change.
+func TestRoamInterfaceWatcher(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a := newTestMesh(t, "watch-a", nodeOpts())
+	bo := nodeOpts()
+	bo.Allow = allowAll
+	b := newTestMesh(t, "watch-b", bo)
+	linkMeshes(t, a, b)
+	release, _ := a.Keep(b.Hashname())
+	defer release()
+	var mu sync.Mutex
+	ifaddrs := []net.Addr{&net.IPNet{IP: net.IPv4(192, 0, 2, 1), Mask: net.CIDRMask(24, 32)}}
+	a.wg.Add(1)
+	go a.watchInterfaces(func() ([]net.Addr, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return ifaddrs, nil
+	}, 10*time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
+	sent := a.Stats().HandshakesSent
+	if sent2 := a.Stats().HandshakesSent; sent2 != sent {
+		t.Fatalf("handshakes sent with no change")
+	}
+	mu.Lock()
+	ifaddrs = []net.Addr{&net.IPNet{IP: net.IPv4(198, 51, 100, 7), Mask: net.CIDRMask(24, 32)}}
+	mu.Unlock()
+	waitUntil(t, ctx, "a handshakes b after the change", func() bool { return a.Stats().HandshakesSent > sent })
 }
