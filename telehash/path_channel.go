@@ -32,6 +32,9 @@ const (
 	maxPathEntries  = 32 // entries of a request's "paths" looked at
 	maxLearnedPaths = 8  // UDP paths learned from a peer's requests
 	pathAnswerWait  = 5 * time.Second
+	// pathRequestDelay: a link sends its path request that long after
+	// it came up (at most half the keepalive interval).
+	pathRequestDelay = 500 * time.Millisecond
 )
 
 // PathRequest is the JSON of a path request's open packet: the paths
@@ -295,6 +298,17 @@ func (p *peer) sendInnerTo(h *outHead, body []byte, to pathAddr) error {
 // us at (SeenAs).
 func (p *peer) requestPaths(ctx context.Context) {
 	m := p.m
+	// Not at once: a link that lasts less (a process that fetches and
+	// exits) has no use for it, and its late packets would only reach
+	// the peer's next session.
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(min(pathRequestDelay, m.opts.Keepalive/2)):
+	}
+	if !p.isUp() {
+		return
+	}
 	local := m.LocalPaths()
 	paths, err := json.Marshal(local)
 	if err != nil {

@@ -215,6 +215,12 @@ func TestRoamOwnAddressChanges(t *testing.T) {
 	if _, err := openAndPing(ctx, b, a.Hashname()); err != nil {
 		t.Fatal(err)
 	}
+	// The path requests of the link's start are done (a's would tell b).
+	waitUntil(t, ctx, "path requests answered", func() bool {
+		_, ab := a.SeenAs(b.Hashname())
+		_, ba := b.SeenAs(a.Hashname())
+		return ab && ba
+	})
 	nat.rebind()
 	// b still sends to the old mapping: nothing gets through.
 	octx, ocancel := context.WithTimeout(ctx, 1500*time.Millisecond)
