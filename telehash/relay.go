@@ -62,6 +62,17 @@ func (r *relayPipe) Send(b []byte) error {
 	return rp.sendOpen(req.packet())
 }
 
+// maxRelayPipes bounds the relay pipes a router's connects create for
+// peers not known yet.
+const maxRelayPipes = 4096
+
+// relayPipeCount returns the number of relay pipes.
+func (m *Mesh) relayPipeCount() int {
+	m.routing.mu.Lock()
+	defer m.routing.mu.Unlock()
+	return len(m.routing.pipes)
+}
+
 // relayPipe returns the pipe to peer through router (one per pair, so
 // that it compares equal).
 func (m *Mesh) relayPipe(router, peer Hashname) *relayPipe {
@@ -174,6 +185,18 @@ func (p *peer) probePaths(now time.Time) {
 	}
 }
 
+// LinkVia links to a peer as Link does, also through the given routers
+// (as "peer" paths of info, spec: channels/path.md). The routers must be
+// linked already (Link or AddRouter).
+func (m *Mesh) LinkVia(ctx context.Context, info LinkInfo, routers ...Hashname) (Hashname, error) {
+	paths := append([]Path(nil), info.Paths...)
+	for _, r := range routers {
+		paths = append(paths, Path{Type: "peer", HN: r})
+	}
+	info.Paths = paths
+	return m.Link(ctx, info)
+}
+
 // AddRouter links to a router and uses it for every peer linked from now
 // on (a default router, spec: routing.md): Link also tries each peer
 // through it. The link to the router is kept up, with keepalives every
@@ -278,6 +301,10 @@ func (m *Mesh) handleConnect(c *Channel) {
 	if err != nil || len(pkt.Head) != 1 {
 		// Unencrypted key packets (first introductions) are not taken:
 		// our links always know the peer's keys.
+		rs.connectRefused.Add(1)
+		return
+	}
+	if m.relayPipeCount() >= maxRelayPipes && m.lookup(req.Peer) == nil {
 		rs.connectRefused.Add(1)
 		return
 	}

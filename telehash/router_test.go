@@ -17,7 +17,7 @@ type routedWorld struct {
 
 // newRoutedWorld starts R (routing for routeFor), A and B (B admits A)
 // and makes R the default router of A and B.
-func newRoutedWorld(t *testing.T, name string, routeFor func(Hashname) bool, blocked bool) *routedWorld {
+func newRoutedWorld(t testing.TB, name string, routeFor func(Hashname) bool, blocked bool) *routedWorld {
 	t.Helper()
 	opts := fastOpts()
 	opts.ChannelTimeout = 10 * time.Second
@@ -43,7 +43,7 @@ func newRoutedWorld(t *testing.T, name string, routeFor func(Hashname) bool, blo
 }
 
 // link links A to B knowing only B's keys: through the router.
-func (w *routedWorld) link(t *testing.T) {
+func (w *routedWorld) link(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -58,7 +58,7 @@ func (w *routedWorld) paths() (pathAddr, pathAddr) {
 	return w.a.lookup(w.b.Hashname()).path(), w.b.lookup(w.a.Hashname()).path()
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -198,5 +198,38 @@ func TestNotRouter(t *testing.T) {
 	}
 	if s := r.Stats(); s.PeerRefused == 0 || s.Relayed != 0 {
 		t.Fatalf("stats %+v", s.RoutingStats)
+	}
+}
+
+// TestLinkVia names the router per link ("peer" path) instead of as a
+// default router.
+func TestLinkVia(t *testing.T) {
+	ropts := fastOpts()
+	ropts.Router, ropts.Allow = true, allowAll
+	r := newTestMesh(t, "via-r", ropts)
+	a := newTestMesh(t, "via-a", fastOpts())
+	bopts := fastOpts()
+	bopts.Allow = allowAll
+	b := newTestMesh(t, "via-b", bopts)
+	a.testDrop = func(to pathAddr) bool { return to == udpPath(b.Addr()) }
+	b.testDrop = func(to pathAddr) bool { return to == udpPath(a.Addr()) }
+	linkMeshes(t, a, r)
+	linkMeshes(t, b, r)
+	release, err := b.Keep(r.Hashname())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if len(a.Routers()) != 0 {
+		t.Fatal("a has default routers")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := a.LinkVia(ctx, LinkInfo{Keys: b.LinkInfo().Keys}, r.Hashname()); err != nil {
+		t.Fatal(err)
+	}
+	runStreamPair(t, a, b, 64<<10)
+	if r.Stats().Relayed == 0 {
+		t.Fatal("nothing relayed")
 	}
 }
