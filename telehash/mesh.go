@@ -46,6 +46,9 @@ type Path struct {
 	Type string `json:"type"`
 	IP   string `json:"ip"`
 	Port int    `json:"port"`
+	// HN is the router of a "peer" path (spec: channels/path.md): the
+	// peer is reached through it (see Mesh.AddRouter).
+	HN Hashname `json:"hn,omitempty"`
 }
 
 // LinkInfo is what a Mesh needs to link to a peer (spec: link.md "JSON"):
@@ -114,6 +117,8 @@ type MeshOptions struct {
 	HandshakeQueue   int
 	// Rand is the randomness source (default crypto/rand.Reader).
 	Rand io.Reader
+	// Routing (router.go): see RoutingOptions.
+	RoutingOptions
 }
 
 func (o *MeshOptions) setDefaults() {
@@ -163,6 +168,7 @@ func (o *MeshOptions) setDefaults() {
 	if o.HandshakeQueue <= 0 {
 		o.HandshakeQueue = 64
 	}
+	o.RoutingOptions.setDefaults(o.Keepalive)
 }
 
 // maxSources bounds the per-source handshake buckets.
@@ -190,6 +196,7 @@ type Stats struct {
 	DropOverload         uint64 // handshake with an unknown key dropped: the queue was full
 	HandshakesOpened     uint64 // handshakes with an unknown key decrypted (with X25519)
 	Sessions             uint64 // sessions started (new remote ephemeral keys accepted)
+	RoutingStats
 }
 
 type meshStats struct {
@@ -197,6 +204,7 @@ type meshStats struct {
 	dropHandshake, dropChannel, dropOverflow, retransmits, timeouts, duplicates, handshakesSent,
 	channelsOpened, channelsAccepted, unreliableQueueDrops, dropReplay, dropRateLimited,
 	dropOverload, handshakesOpened, sessions atomic.Uint64
+	routing routingStats
 }
 
 // Mesh is a local telehash endpoint on one UDP socket: it keeps one
@@ -224,6 +232,10 @@ type Mesh struct {
 	tombOrder []Hashname
 	// pendingPipes are pipes offered (AddPipe) to peers not known yet.
 	pendingPipes map[Hashname][]Pipe
+	// routing is the router and relay state (router.go, relay.go).
+	routing *routing
+	// testDrop, set by tests before use, drops what is sent to some paths.
+	testDrop func(pathAddr) bool
 
 	limiter   *sourceLimiter
 	hsq       chan hsJob
@@ -266,6 +278,7 @@ func NewMesh(ctx context.Context, id *Identity, opts MeshOptions) (*Mesh, error)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.handlers[PathType] = m.servePath
 	m.wg.Add(2 + opts.HandshakeWorkers)
+	m.initRouting()
 	go m.readLoop()
 	go m.monitor()
 	for range opts.HandshakeWorkers {
@@ -307,7 +320,7 @@ func (m *Mesh) Stats() Stats {
 		ChannelsAccepted: s.channelsAccepted.Load(), UnreliableQueueDrops: s.unreliableQueueDrops.Load(),
 		DropReplay: s.dropReplay.Load(), DropRateLimited: s.dropRateLimited.Load(),
 		DropOverload: s.dropOverload.Load(), HandshakesOpened: s.handshakesOpened.Load(),
-		Sessions: s.sessions.Load(),
+		Sessions: s.sessions.Load(), RoutingStats: s.routing.snapshot(),
 	}
 }
 
@@ -420,9 +433,12 @@ func (m *Mesh) receiveChannel(pkt []byte, from pathAddr) {
 	p := m.tokens[Token(pkt[2:2+TokenSize])]
 	m.mu.Unlock()
 	if p == nil {
-		m.stats.dropUnknownToken.Add(1)
+		if !m.relayChannel(pkt, from) {
+			m.stats.dropUnknownToken.Add(1)
+		}
 		return
 	}
+	from = m.viaRelay(p, from)
 	inner, err := p.x.openChannelFast(pkt)
 	if err != nil {
 		if !m.stashChannel(p, pkt, from) {
