@@ -71,7 +71,7 @@ func ParsePathRequest(extra map[string]json.RawMessage) ([]netip.AddrPort, error
 		if err := json.Unmarshal(e, &fields); err != nil || fields == nil {
 			return nil, fmt.Errorf("%w: path request: entry %d is not an object", ErrMalformed, i)
 		}
-		if ap, ok := udpPathOf(fields); ok {
+		if ap, ok := pathFieldsAddr(fields); ok {
 			out = appendNew(out, ap)
 		}
 	}
@@ -90,13 +90,13 @@ func ParsePathResponse(extra map[string]json.RawMessage) (netip.AddrPort, bool) 
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
 		return netip.AddrPort{}, false
 	}
-	return udpPathOf(fields)
+	return pathFieldsAddr(fields)
 }
 
-// udpPathOf reads a udp4 or udp6 path JSON object. A udp4 path must hold
+// pathFieldsAddr reads a udp4 or udp6 path JSON object. A udp4 path must hold
 // an IPv4 address, a udp6 one an IPv6 one (a v4-mapped one is unmapped);
 // zones, port 0 and unspecified addresses are refused.
-func udpPathOf(fields map[string]json.RawMessage) (netip.AddrPort, bool) {
+func pathFieldsAddr(fields map[string]json.RawMessage) (netip.AddrPort, bool) {
 	var p Path
 	if json.Unmarshal(fields["type"], &p.Type) != nil || json.Unmarshal(fields["ip"], &p.IP) != nil ||
 		json.Unmarshal(fields["port"], &p.Port) != nil {
