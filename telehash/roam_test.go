@@ -314,3 +314,50 @@ func TestRoamInterfaceWatcher(t *testing.T) {
 	mu.Unlock()
 	waitUntil(t, ctx, "a handshakes b after the change", func() bool { return a.Stats().HandshakesSent > sent })
 }
+
+// A peer that moved and does not know us (it restarted on another port,
+// and only links to its router) is found again through the router: our
+// keepalive goes unanswered, and the probes go to every path of the
+// peer, its router's relay among them; the router introduces us to the
+// peer where it is now.
+func TestRoamPeerMovedBehindRouter(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts := nodeOpts()
+	opts.Keepalive, opts.LinkTimeout = time.Second, 3*time.Second
+	ropts := opts
+	ropts.Router, ropts.Allow = true, allowAll
+	r := newTestMesh(t, "rroam-r", ropts)
+	a := newTestMesh(t, "rroam-a", opts)
+	bopts := opts
+	bopts.Allow = func(h Hashname) bool { return h == a.Hashname() }
+	b := newTestMesh(t, "rroam-b", bopts)
+	for _, m := range []*Mesh{a, b} {
+		if _, err := m.AddRouter(ctx, r.LinkInfo()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Handle(StreamType, echoHandler(ctx))
+	linkMeshes(t, a, b)
+	release, _ := a.Keep(b.Hashname())
+	defer release()
+	if _, err := openAndPing(ctx, a, b.Hashname()); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	b2 := newTestMesh(t, "rroam-b", bopts) // another port; knows only r
+	b2.Handle(StreamType, echoHandler(ctx))
+	if _, err := b2.AddRouter(ctx, r.LinkInfo()); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	waitUntil(t, ctx, "a links to b where it is now", func() bool { return b2.Up(a.Hashname()) })
+	if _, err := openAndPing(ctx, a, b2.Hashname()); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if took > opts.LinkTimeout+5*time.Second {
+		t.Fatalf("found again after %v", took)
+	}
+	t.Logf("a reaches the moved b again after %v (a's path %v, b2 at %v)", took.Round(time.Millisecond), a.lookup(b2.Hashname()).path(), b2.Addr())
+}
