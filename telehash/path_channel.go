@@ -21,7 +21,8 @@ import (
 // every already known network path for the sender, as well as to any new
 // paths included in the request. [...] Every path response should include
 // a "path":{...} where the value is the specific path information the
-// response is being sent to." telehash-js opens one after every link
+// response is being sent to." (The new paths are kept, not answered:
+// see servePath.) telehash-js opens one after every link
 // status change (ext/path.js link.ping) and so does a Mesh.
 
 // PathType is the channel type of path requests.
@@ -203,9 +204,11 @@ func (m *Mesh) LocalPaths() []Path {
 }
 
 // servePath answers a peer's path request: to its current path and to
-// every other known one, each response naming where it was sent; the
-// UDP paths of the request are learned (kept to retry the peer on,
-// up to maxLearnedPaths) and answered too.
+// every other known one, each response naming where it was sent. The
+// UDP paths of the request are learned (kept to retry the peer on when
+// the link is down, up to maxLearnedPaths) but, unlike what the spec
+// asks, not answered at once: a peer would otherwise have us send to
+// any address it names, and a link kept to pipes (XMPP) send over UDP.
 func (m *Mesh) servePath(c *Channel) {
 	p := c.p
 	defer c.finish()
@@ -220,11 +223,6 @@ func (m *Mesh) servePath(c *Channel) {
 	p.mu.Lock()
 	targets := p.targetsLocked()
 	p.mu.Unlock()
-	for _, a := range reqPaths {
-		if t := udpPath(a); !containsPath(targets, t) {
-			targets = append(targets, t)
-		}
-	}
 	for _, t := range targets {
 		extra := map[string]json.RawMessage{}
 		if !t.isPipe() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -138,9 +139,9 @@ func TestPathChannelSeenAs(t *testing.T) {
 	}
 }
 
-// A path request is answered on every known path and every new one it
-// lists, each answer naming the path it went to.
-func TestPathChannelAnswersEveryPath(t *testing.T) {
+// A path request is answered on every known path, each answer naming
+// the path it went to; the new paths it lists are learned, not sent to.
+func TestPathChannelAnswersKnownPaths(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	a := newTestMesh(t, "pathx-a", fastOpts())
@@ -149,8 +150,11 @@ func TestPathChannelAnswersEveryPath(t *testing.T) {
 	b := newTestMesh(t, "pathx-b", bo)
 	linkMeshes(t, a, b)
 	other := newListener(t)
-	otherAddr := other.conn.LocalAddr().(interface{ String() string }).String()
-	paths, _ := json.Marshal([]Path{PathOf(a.Addr()), PathOf(netip.MustParseAddrPort(otherAddr))})
+	otherAddr := other.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	b.lookup(a.Hashname()).addPath(udpPath(otherAddr)) // a path b knows for a
+	listed := newListener(t)
+	listedAddr := listed.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	paths, _ := json.Marshal([]Path{PathOf(a.Addr()), PathOf(listedAddr)})
 	c, err := a.OpenChannel(ctx, b.Hashname(), PathType, false, &ChannelPacket{Extra: map[string]json.RawMessage{"paths": paths}})
 	if err != nil {
 		t.Fatal(err)
@@ -162,8 +166,12 @@ func TestPathChannelAnswersEveryPath(t *testing.T) {
 	if got, ok := ParsePathResponse(pkt.Extra); !ok || got != a.Addr() {
 		t.Fatalf("answer %s names %v", pkt, got)
 	}
-	waitUntil(t, ctx, "the listed path gets an answer", func() bool { return other.n.Load() > 0 })
-	if got := b.lookup(a.Hashname()).learnedPaths(); len(got) != 2 {
+	waitUntil(t, ctx, "the other known path gets an answer", func() bool { return other.n.Load() > 0 })
+	if got := b.lookup(a.Hashname()).learnedPaths(); !reflect.DeepEqual(got, []netip.AddrPort{a.Addr(), listedAddr}) {
 		t.Fatalf("b learned %v", got)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := listed.n.Load(); n != 0 {
+		t.Fatalf("the listed path got %d datagrams", n)
 	}
 }
