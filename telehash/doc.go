@@ -119,6 +119,25 @@
 // recovery) paces the sender, and a closed window is probed. Datagrams
 // stay within MaxDatagramSize (1400 bytes).
 //
+// # Paths and roaming
+//
+// A Mesh binds IPv4 or IPv6 ("[::]:port" is dual stack; IPv4 peers keep
+// udp4 paths, v4-mapped addresses are unmapped). Every link carries a
+// "path" channel (channels/path.md): half a second after a link comes
+// up each side lists its own paths (LocalPaths) and answers the other's
+// request on its known paths with the path each answer goes to, so each
+// learns how the other sees it (SeenAs: behind a NAT, its public
+// address) and what paths the other has (kept to re-link it). Links
+// follow peers that move: a peer's fresh authenticated packet from a new
+// address (a handshake with a new at or of a new session) moves its
+// path. A mesh that moved itself tells its peers with Roam (called by
+// its interface watcher when bound to an unspecified address and the
+// machine's addresses change). A keepalive not answered within a second,
+// or a link in use that went down, starts probing: handshakes with a new
+// at to every path of the peer (relay pipes through its routers
+// included; once down, the paths it listed too) after 1, 2, 4... s up to
+// Keepalive, until it answers. See roam.go and path_channel.go.
+//
 // # Streams
 //
 // Stream adapts a reliable channel to io.ReadWriteCloser with CloseWrite.

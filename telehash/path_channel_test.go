@@ -175,3 +175,29 @@ func TestPathChannelAnswersKnownPaths(t *testing.T) {
 		t.Fatalf("the listed path got %d datagrams", n)
 	}
 }
+
+// LocalPaths: the bound address, or the interfaces' for an unspecified
+// one (Go binds "0.0.0.0" dual stack where it can, so IPv6 ones too),
+// never an unspecified one.
+func TestLocalPaths(t *testing.T) {
+	m := newTestMesh(t, "lp-a", fastOpts())
+	if got := m.LocalPaths(); !reflect.DeepEqual(got, []Path{PathOf(m.Addr())}) {
+		t.Fatalf("bound to %v: %v", m.Addr(), got)
+	}
+	for _, listen := range []string{"0.0.0.0:0", "[::]:0"} {
+		o := fastOpts()
+		o.Listen = listen
+		m := newTestMesh(t, "lp-"+listen, o)
+		got := m.LocalPaths()
+		if len(got) == 0 {
+			t.Fatalf("%s: no paths", listen)
+		}
+		for _, p := range got {
+			a, ok := p.addrPort()
+			if !ok || a.Port() != m.Addr().Port() {
+				t.Errorf("%s: path %+v", listen, p)
+			}
+		}
+		t.Logf("%s: %+v", listen, got)
+	}
+}
