@@ -7,7 +7,9 @@
 //
 // The hashname (52 base32 characters) names the node; cs3a is its cipher
 // set 3a public key (base32), which the hashname is checked against; each
-// udp4 parameter is a path the node listens on. The form mirrors
+// udp4 parameter is a path the node listens on; repo names one of the
+// repositories the node serves (see RepoID), for a peer that several of
+// them allow. The form mirrors
 // telehash-js's link URIs (`link://ip:port?cs3a=...`).
 package thnode
 
@@ -35,6 +37,9 @@ type Addr struct {
 	Keys map[string]string
 	// Paths are the UDP endpoints the node listens on.
 	Paths []netip.AddrPort
+	// Repo names the repository asked for among those the node serves
+	// ("": the one that allows us).
+	Repo string
 }
 
 // ParseAddr parses a th:: URL, with or without the "th::" prefix.
@@ -67,6 +72,11 @@ func ParseAddr(s string) (Addr, error) {
 				}
 				a.Paths = append(a.Paths, ap)
 			}
+		case k == "repo":
+			if len(vs) != 1 || !validRepoID(vs[0]) {
+				return a, fmt.Errorf("%w: repo %q is not 1 to 64 of a-z, 0-9, '.', '_', '-'", ErrMalformedAddr, clip(strings.Join(vs, ",")))
+			}
+			a.Repo = vs[0]
 		case strings.HasPrefix(k, "cs") && len(k) == 4:
 			if len(vs) != 1 {
 				return a, fmt.Errorf("%w: %s given %d times", ErrMalformedAddr, k, len(vs))
@@ -112,6 +122,9 @@ func (a Addr) String() string {
 	}
 	for _, p := range a.Paths {
 		q = append(q, "udp4="+p.String())
+	}
+	if a.Repo != "" {
+		q = append(q, "repo="+a.Repo)
 	}
 	s := Scheme + string(a.Hashname)
 	if len(q) > 0 {
