@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/git-remote-daemon/git-remote-daemon/helper"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/notify"
 	"github.com/git-remote-daemon/git-remote-daemon/telehash"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
@@ -67,6 +68,11 @@ type Options struct {
 	// LinkTimeout bounds a link attempt (default 30 s, the handshake
 	// give-up time of the spec).
 	LinkTimeout time.Duration
+	// ReadConfig reads the configuration of a repository registered by
+	// another daemon (default gitcfg.Read); RefreshEvery is how often its
+	// files are checked for a change (default 1 s).
+	ReadConfig   func(ctx context.Context, dir string) (*gitcfg.Config, error)
+	RefreshEvery time.Duration
 }
 
 // Keepalive is the link keepalive of nodes: a handshake every 10 s, so a
