@@ -360,7 +360,9 @@ func (s *Service) host(ctx context.Context, r *running, lock *hostLock, report f
 	var node *Node
 	var err error
 	for _, listen := range hostListen(r.key.listen, last) {
-		node, err = Start(ctx, Options{Identity: r.id, Listen: listen, GitDir: s.opts.GitDir, RepoID: r.key.repoID, Hub: s.opts.Hub,
+		// The node ends by Close (below, when ctx ends), which tells the
+		// peers "node stopped" before its streams' contexts end.
+		node, err = Start(context.WithoutCancel(ctx), Options{Identity: r.id, Listen: listen, GitDir: s.opts.GitDir, RepoID: r.key.repoID, Hub: s.opts.Hub,
 			LinkTimeout: r.key.linkTimeout, Logger: s.log, Permission: s.allow.Permission,
 			ReadConfig: s.opts.ReadConfig, RefreshEvery: s.opts.RefreshEvery})
 		if err == nil {
@@ -370,6 +372,8 @@ func (s *Service) host(ctx context.Context, r *running, lock *hostLock, report f
 	if err != nil {
 		return fmt.Errorf("remotedaemon.thListen %s: %w", r.key.listen, err)
 	}
+	stop := context.AfterFunc(ctx, func() { _ = node.Close() })
+	defer stop()
 	if err := node.ServeLocal(); err != nil {
 		s.log.Warn("cannot lend the node to git-remote-th and other daemons", "err", err)
 	}
