@@ -72,7 +72,7 @@ func (l *hostLink) Dial(ctx context.Context, addr Addr, service string, wait boo
 func (l *hostLink) Unlink(hn telehash.Hashname) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if c, _, _, err := requestLocal(ctx, l.hn, "UNLINK "+string(hn)); err == nil {
+	if c, _, _, err := requestLocal(ctx, l.hn, localRequest{Verb: "UNLINK", Peer: hn}.String()); err == nil {
 		c.Close()
 	}
 }

@@ -244,10 +244,7 @@ func DialLocal(ctx context.Context, hn telehash.Hashname, addr Addr, service str
 }
 
 func dialLocal(ctx context.Context, hn telehash.Hashname, addr Addr, service string, wait bool) (*localConn, error) {
-	line := fmt.Sprintf("DIAL %s %s", service, addr)
-	if wait {
-		line += " wait"
-	}
+	line := localRequest{Verb: "DIAL", Service: service, Addr: addr, Wait: wait}.String()
 	c, br, _, err := requestLocal(ctx, hn, line)
 	if err != nil {
 		return nil, err

@@ -3,16 +3,13 @@ package thnode
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
-	"github.com/git-remote-daemon/git-remote-daemon/telehash"
 )
 
 // maxLocalLine caps a request line on the lending socket.
@@ -29,27 +26,19 @@ func (n *Node) handleLocal(ctx context.Context, c *net.UnixConn) {
 	if err != nil {
 		return
 	}
-	verb, rest, _ := strings.Cut(line, " ")
-	switch verb {
+	req, err := parseLocalRequest(line)
+	if err != nil {
+		fmt.Fprintf(c, "ERR %s\n", oneLine(err))
+		return
+	}
+	switch req.Verb {
 	case "DIAL":
-		n.lend(ctx, c, br, strings.Fields(rest))
+		n.lend(ctx, c, br, req)
 	case "UNLINK":
-		hn, err := telehash.ParseHashname(rest)
-		if err != nil {
-			fmt.Fprintf(c, "ERR %s\n", oneLine(err))
-			return
-		}
-		n.Mesh.Unlink(hn)
+		n.Mesh.Unlink(req.Peer)
 		_, _ = io.WriteString(c, "OK\n")
 	case "REGISTER":
-		var r Registration
-		if err := json.Unmarshal([]byte(rest), &r); err != nil || r.Dir == "" || r.GitDir == "" || r.CommonDir == "" {
-			fmt.Fprintf(c, "ERR bad registration\n")
-			return
-		}
-		n.serveRegistered(ctx, c, br, r)
-	default:
-		fmt.Fprintf(c, "ERR bad request\n")
+		n.serveRegistered(ctx, c, br, req.Reg)
 	}
 }
 
@@ -72,16 +61,8 @@ func readLine(br *bufio.Reader) (string, error) {
 }
 
 // lend serves a DIAL: the stream's bytes both ways.
-func (n *Node) lend(ctx context.Context, c *net.UnixConn, br *bufio.Reader, f []string) {
-	if len(f) < 2 || len(f) > 3 || (len(f) == 3 && f[2] != "wait") {
-		fmt.Fprintf(c, "ERR bad request\n")
-		return
-	}
-	addr, err := ParseAddr(f[1])
-	if err != nil {
-		fmt.Fprintf(c, "ERR %s\n", oneLine(err))
-		return
-	}
+func (n *Node) lend(ctx context.Context, c *net.UnixConn, br *bufio.Reader, req localRequest) {
+	addr := req.Addr
 	// The dialler hanging up ends the dial (it sends nothing before OK):
 	// until it is done, one reader watches for that.
 	dctx, cancel := context.WithCancel(ctx)
@@ -93,11 +74,11 @@ func (n *Node) lend(ctx context.Context, c *net.UnixConn, br *bufio.Reader, f []
 			cancel()
 		}
 	}()
-	if len(f) == 3 && !addr.Reachable() && !n.waitLinked(dctx, addr.Hashname) {
+	if req.Wait && !addr.Reachable() && !n.waitLinked(dctx, addr.Hashname) {
 		fmt.Fprintf(c, "ERR %s: not linked\n", addr.Hashname)
 		return
 	}
-	s, err := n.Dial(dctx, addr, f[0])
+	s, err := n.Dial(dctx, addr, req.Service)
 	if err != nil {
 		fmt.Fprintf(c, "ERR %s\n", oneLine(err))
 		return

@@ -2,7 +2,6 @@ package thnode
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,11 +24,7 @@ type registration struct {
 // register asks the host of identity hn to serve the repository r and
 // returns the link through it, done when the host goes away.
 func register(ctx context.Context, hn telehash.Hashname, r Registration) (*hostLink, error) {
-	body, err := json.Marshal(r)
-	if err != nil {
-		return nil, err
-	}
-	c, br, addr, err := requestLocal(ctx, hn, "REGISTER "+string(body))
+	c, br, addr, err := requestLocal(ctx, hn, localRequest{Verb: "REGISTER", Reg: r}.String())
 	if err != nil {
 		return nil, err
 	}

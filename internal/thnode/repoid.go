@@ -39,19 +39,27 @@ func RepoID(cfg *gitcfg.Config, commonDir string) (string, error) {
 		return "", err
 	}
 	id := telehash.Base32Encode(b[:])[:16]
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if errors.Is(err, os.ErrExist) { // made by another process meanwhile
-		return readRepoID(path)
+	// Written aside, then linked into place: it appears whole, and the
+	// first of processes making it at once wins.
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".th-repo-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(id + "\n")
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
 	}
 	if err != nil {
 		return "", err
 	}
-	_, err = f.WriteString(id + "\n")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return readRepoID(path)
+		}
 		return "", err
 	}
 	return id, nil
@@ -63,9 +71,6 @@ func readRepoID(path string) (string, error) {
 		return "", err
 	}
 	id := strings.TrimSpace(string(b))
-	if id == "" { // written this instant by another process
-		return "", fmt.Errorf("%s is empty: %w", path, os.ErrNotExist)
-	}
 	if !validRepoID(id) {
 		return "", fmt.Errorf("%s: %q is not a repository id (remove the file to make a new one)", path, id)
 	}

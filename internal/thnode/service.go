@@ -309,7 +309,10 @@ func (s *Service) run(ctx context.Context, r *running, first chan<- error) {
 					report(err)
 					return
 				}
-				s.log.Error("telehash node", "err", err)
+				if err.Error() != lastWarn { // said once, not every second
+					lastWarn = err.Error()
+					s.log.Error("telehash node: cannot take over the node of this identity; trying again", "err", err)
+				}
 				sleep(ctx, time.Second)
 			}
 			continue
