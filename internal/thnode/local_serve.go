@@ -112,6 +112,9 @@ type Registration struct {
 	Dir       string `json:"dir"`
 	GitDir    string `json:"git_dir"`
 	CommonDir string `json:"common_dir"`
+	// Listen is the address the repository's configuration wants the
+	// node on (remotedaemon.thListen, or what its remotes need).
+	Listen string `json:"listen,omitempty"`
 }
 
 // serveRegistered serves the repository r on the node while c stays
@@ -138,7 +141,11 @@ func (n *Node) serveRegistered(ctx context.Context, c *net.UnixConn, br *bufio.R
 	defer remove()
 	n.log.Info("serving a repository of another daemon", "repo", id, "dir", r.Dir)
 	defer n.log.Info("no longer serving a repository of another daemon", "repo", id, "dir", r.Dir)
-	if _, err := fmt.Fprintf(c, "OK %s\n", n.Mesh.Addr()); err != nil {
+	at := n.Mesh.Addr().String()
+	if n.opts.OnRegister != nil {
+		at = n.opts.OnRegister(r.Listen)
+	}
+	if _, err := fmt.Fprintf(c, "OK %s\n", at); err != nil {
 		return
 	}
 	files := configFiles(r.GitDir, r.CommonDir)

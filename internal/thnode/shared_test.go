@@ -288,3 +288,71 @@ func gitOutput(dir string, args ...string) (string, error) {
 	out, err := cmd.Output()
 	return strings.TrimSpace(string(out)), err
 }
+
+// TestSharedNodeMoves: a node whose port nothing fixed moves to the port
+// a repository registering later asks for, and serves it there.
+func TestSharedNodeMoves(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*hangGuard)
+	defer cancel()
+	a, b := twoRepos(t)
+	yID := identity(t)
+	port := freeUDPPort(t)
+	git(t, a, "remote", "add", "z", thURL(identity(t))) // a watches only: any port
+	git(t, b, "config", "remotedaemon.thListen", "127.0.0.1:"+itoa(port))
+	git(t, b, "remote", "add", "y", thURL(yID))
+	sa, sb := newService(t, a, nil), newService(t, b, nil)
+	configureFromGit(t, ctx, sa, a)
+	first := sa.Node()
+	if first == nil || int(first.Mesh.Addr().Port()) == port {
+		t.Fatalf("a's node: %v", first)
+	}
+	configureFromGit(t, ctx, sb, b)
+	moved := sa.Next(ctx, first)
+	if moved == nil || int(moved.Mesh.Addr().Port()) != port {
+		t.Fatalf("the node did not move to port %d: %v", port, moved)
+	}
+	if l := sb.NextLink(ctx, nil); l == nil {
+		t.Fatal("b did not register again")
+	}
+	y, err := Start(ctx, Options{Identity: yID, Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Close()
+	to := moved.Addr()
+	for {
+		refs, err := firstRefs(ctx, y, to)
+		if err == nil {
+			if refs["refs/heads/main"] != headOf(t, b) {
+				t.Fatalf("y got %v, want b's", refs)
+			}
+			break
+		}
+		// b registers again a moment after the node moved.
+		if ctx.Err() != nil {
+			t.Fatalf("y is not served b at the moved node: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestMoveTarget(t *testing.T) {
+	lo := netip.MustParseAddrPort("127.0.0.1:5000")
+	for _, tc := range []struct {
+		fixed bool
+		want  string
+		move  string
+	}{
+		{false, "127.0.0.1:4242", "127.0.0.1:4242"},
+		{true, "127.0.0.1:4242", ""},
+		{false, "127.0.0.1:5000", ""},
+		{false, "127.0.0.1:0", ""},
+		{false, "0.0.0.0:0", "0.0.0.0:5000"},
+		{true, "0.0.0.0:0", ""},
+		{false, "garbage", ""},
+	} {
+		if got := moveTarget(lo, tc.fixed, tc.want); got != tc.move {
+			t.Errorf("moveTarget(%v, %v, %q) = %q, want %q", lo, tc.fixed, tc.want, got, tc.move)
+		}
+	}
+}

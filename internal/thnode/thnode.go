@@ -73,6 +73,10 @@ type Options struct {
 	// files are checked for a change (default 1 s).
 	ReadConfig   func(ctx context.Context, dir string) (*gitcfg.Config, error)
 	RefreshEvery time.Duration
+	// OnRegister, if set, is told the listen address a newly registered
+	// repository wants; it returns the address the node serves it on
+	// (the node may be about to move there).
+	OnRegister func(listen string) string
 }
 
 // Keepalive is the link keepalive of nodes: a handshake every 10 s, so a
