@@ -356,3 +356,57 @@ func TestMoveTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestClientHostsThenDaemonTakesOver: git-remote-th hosts the node when
+// no daemon runs; a daemon starting meanwhile registers with it, and
+// takes the node over when git-remote-th ends.
+func TestClientHostsThenDaemonTakesOver(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*hangGuard)
+	defer cancel()
+	a, b := twoRepos(t)
+	idPath, err := IdentityPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	us, err := LoadOrCreate(idPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := Start(ctx, Options{Identity: identity(t), Listen: "127.0.0.1:0", GitDir: filepath.Join(b, ".git"),
+		Allow: func(h telehash.Hashname) bool { return h == us.Hashname() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	c := &Client{Identity: us, IdentityPath: idPath}
+	defer c.Close()
+	st, err := c.Dial(ctx, peer.Addr(), ServiceNotify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if c.ownedNode() == nil {
+		t.Fatal("git-remote-th did not host the node, no daemon running")
+	}
+
+	git(t, a, "remote", "add", "p", peer.Addr().String())
+	sa := newService(t, a, nil)
+	configureFromGit(t, ctx, sa, a)
+	if sa.Node() != nil || sa.Link() == nil {
+		t.Fatal("the daemon did not register with git-remote-th's node")
+	}
+	s2, err := sa.Link().Dial(ctx, peer.Addr(), ServiceNotify, false)
+	if err != nil {
+		t.Fatalf("dialling through git-remote-th's node: %v", err)
+	}
+	s2.Close()
+
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer wcancel()
+	if sa.Next(wctx, nil) == nil {
+		t.Fatal("the daemon did not take the node over from git-remote-th")
+	}
+}
