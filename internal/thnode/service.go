@@ -324,11 +324,15 @@ func (s *Service) run(ctx context.Context, r *running, first chan<- error) {
 			if ctx.Err() != nil {
 				break
 			}
-			if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ECONNREFUSED) && err.Error() != lastWarn {
+			if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+				sleep(ctx, retryHost) // the host is starting, or just stopped
+				continue
+			}
+			if err.Error() != lastWarn {
 				lastWarn = err.Error()
 				s.log.Warn("cannot use the telehash node of this identity's host; trying again", "err", err)
 			}
-			sleep(ctx, retryHost)
+			sleep(ctx, time.Second)
 			continue
 		}
 		lastWarn = ""
