@@ -410,3 +410,57 @@ func TestClientHostsThenDaemonTakesOver(t *testing.T) {
 		t.Fatal("the daemon did not take the node over from git-remote-th")
 	}
 }
+
+// TestWaitThroughHost: a daemon using another process's node watches a
+// peer known by hashname only: its dial waits until that peer links to
+// the node, then goes through.
+func TestWaitThroughHost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*hangGuard)
+	defer cancel()
+	a, b := twoRepos(t)
+	idPath, _ := IdentityPath()
+	us, err := LoadOrCreate(idPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pID := identity(t)
+	git(t, a, "config", "remotedaemon.thListen", "127.0.0.1:0")
+	git(t, b, "remote", "add", "p", Addr{Hashname: pID.Hashname()}.String())
+	sa, sb := newService(t, a, nil), newService(t, b, nil)
+	configureFromGit(t, ctx, sa, a)
+	configureFromGit(t, ctx, sb, b)
+	if sa.Node() == nil || sb.Link() == nil || sb.Node() != nil {
+		t.Fatal("a does not host, or b does not use its node")
+	}
+	dialed := make(chan error, 1)
+	go func() {
+		st, err := sb.Link().Dial(ctx, Addr{Hashname: pID.Hashname()}, ServiceNotify, true)
+		if err == nil {
+			_, err = notify.NewClient(ctx, st, st)
+			st.Close()
+		}
+		dialed <- err
+	}()
+	select {
+	case err := <-dialed:
+		t.Fatalf("the dial did not wait for the peer: %v", err)
+	case <-time.After(700 * time.Millisecond):
+	}
+	p, err := Start(ctx, Options{Identity: pID, Listen: "127.0.0.1:0", GitDir: filepath.Join(a, ".git"),
+		Allow: func(h telehash.Hashname) bool { return h == us.Hashname() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := firstRefs(ctx, p, sa.Node().Addr()); err != nil { // p links to us, and reads b
+		t.Fatal(err)
+	}
+	select {
+	case err := <-dialed:
+		if err != nil {
+			t.Fatalf("the waiting dial: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the waiting dial did not go through once the peer linked")
+	}
+}
