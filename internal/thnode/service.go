@@ -29,6 +29,8 @@ type ServiceOptions struct {
 	// RefreshEvery is how often the configuration files are checked for
 	// a change of the allow list (default 1 s).
 	RefreshEvery time.Duration
+	// Pairing, if set, is given to every node the service starts.
+	Pairing Pairing
 }
 
 // Service is a repository's telehash node, owned by its daemon: each
@@ -160,7 +162,7 @@ func (s *Service) startLocked(ctx context.Context, key nodeSettings) error {
 		return fmt.Errorf("telehash identity: %w", err)
 	}
 	node, err := Start(ctx, Options{Identity: id, Listen: key.listen, GitDir: s.opts.GitDir, Hub: s.opts.Hub,
-		LinkTimeout: key.linkTimeout, Logger: s.log, Permission: s.allow.Permission})
+		LinkTimeout: key.linkTimeout, Logger: s.log, Permission: s.allow.Permission, Pairing: s.opts.Pairing})
 	if err != nil {
 		return fmt.Errorf("remotedaemon.thListen %s: %w", key.listen, err)
 	}

@@ -30,7 +30,19 @@ import (
 const (
 	ServiceGit    = "git"
 	ServiceNotify = "notify"
+	// ServicePair is pairing (internal/pairing): the only service a
+	// node that no remote names may open, and only while Pairing
+	// admits it.
+	ServicePair = "pair"
 )
+
+// Pairing is the hook of pairing into a node: while an invitation is
+// open, Admit lets peers that no remote names link (they may open the
+// pair service and nothing else), and ServePair serves the pair streams.
+type Pairing interface {
+	Admit(peer telehash.Hashname) bool
+	ServePair(ctx context.Context, n *Node, peer telehash.Hashname, s io.ReadWriter) error
+}
 
 // request is the JSON head of a stream channel's open.
 type request struct {
@@ -58,6 +70,9 @@ type Options struct {
 	// LinkTimeout bounds a link attempt (default 30 s, the handshake
 	// give-up time of the spec).
 	LinkTimeout time.Duration
+	// Pairing, if set, serves the pair service (to any peer) and admits
+	// the handshakes of the peers it admits.
+	Pairing Pairing
 }
 
 // Keepalive is the link keepalive of nodes: a handshake every 10 s, so a
@@ -96,7 +111,11 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	perm := opts.Permission
 	allow := func(h telehash.Hashname) bool { return perm(h) >= Read }
 	opts.Allow = allow
-	m, err := telehash.NewMesh(ctx, opts.Identity, telehash.MeshOptions{Listen: opts.Listen, Allow: allow, Logger: opts.Logger,
+	link := allow
+	if pairing := opts.Pairing; pairing != nil {
+		link = func(h telehash.Hashname) bool { return allow(h) || pairing.Admit(h) }
+	}
+	m, err := telehash.NewMesh(ctx, opts.Identity, telehash.MeshOptions{Listen: opts.Listen, Allow: link, Logger: opts.Logger,
 		HandshakeTimeout: opts.LinkTimeout, Keepalive: Keepalive})
 	if err != nil {
 		return nil, err
@@ -138,16 +157,21 @@ func (n *Node) serve(ctx context.Context, c *telehash.Channel) {
 	defer cancel()
 	defer n.streams.remove(c)
 	n.streams.add(c, cancel) // before the check: a Revoke after it finds the stream
-	if n.opts.Permission(peer) < Read {
-		n.log.Warn("refused a stream from an unauthorized peer", "peer", peer)
-		c.Abort(reasonRevoked)
-		return
-	}
 	var req request
 	if open := c.OpenPacket(); open != nil {
 		if pkt, err := telehash.DecodePacket(open.Body); err == nil && pkt.IsJSON() {
 			_ = json.Unmarshal(pkt.Head, &req)
 		}
+	}
+	if req.Service == ServicePair && n.opts.Pairing != nil {
+		n.streams.needNothing(c) // a config change (Revoke) leaves it alone
+		n.servePair(ctx, c)
+		return
+	}
+	if n.opts.Permission(peer) < Read {
+		n.log.Warn("refused a stream from an unauthorized peer", "peer", peer)
+		c.Abort(reasonRevoked)
+		return
 	}
 	s, err := telehash.NewStream(ctx, c)
 	if err != nil {
@@ -172,6 +196,22 @@ func (n *Node) serve(ctx context.Context, c *telehash.Channel) {
 		n.log.Info("stream ended", "peer", peer, "service", req.Service, "err", err)
 	}
 }
+
+// servePair serves a pair stream, to any peer: pairing decides.
+func (n *Node) servePair(ctx context.Context, c *telehash.Channel) {
+	s, err := telehash.NewStream(ctx, c)
+	if err != nil {
+		c.Abort(err.Error())
+		return
+	}
+	defer s.Close()
+	if err := n.opts.Pairing.ServePair(ctx, n, c.Peer(), s); err != nil && ctx.Err() == nil {
+		n.log.Info("pairing stream ended", "peer", c.Peer(), "err", err)
+	}
+}
+
+// Permission is what peer may do with the served repository now.
+func (n *Node) Permission(peer telehash.Hashname) Permission { return n.opts.Permission(peer) }
 
 // Dial links to addr and opens a stream to its service.
 func (n *Node) Dial(ctx context.Context, addr Addr, service string) (*telehash.Stream, error) {
