@@ -221,8 +221,9 @@ func (m *Inviter) ServePair(ctx context.Context, n *thnode.Node, peer telehash.H
 		inv.guests[peer] = true
 	}
 	m.mu.Unlock()
+	br := bufio.NewReaderSize(s, 512)
 	var req joinRequest
-	if err := readMessage(bufio.NewReaderSize(s, 512), &req); err != nil {
+	if err := readMessage(br, &req); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -234,17 +235,26 @@ func (m *Inviter) ServePair(ctx context.Context, n *thnode.Node, peer telehash.H
 	m.mu.Unlock()
 	if !ok {
 		_ = writeMessage(s, joinReply{Error: ErrNotInvited.Error()})
+		drain(br)
 		return ErrNotInvited
 	}
+	reply, r := m.accept(ctx, inv, n, peer, req)
+	err := writeMessage(s, reply)
+	drain(br) // the joiner has the answer once it hangs up
+	m.finish(inv, r)
+	if err == nil {
+		err = r.Err
+	}
+	return err
+}
+
+// accept checks a join request to the invitation and carries it out.
+func (m *Inviter) accept(ctx context.Context, inv *invitation, n *thnode.Node, peer telehash.Hashname, req joinRequest) (joinReply, Result) {
 	if err := req.check(); err != nil {
-		m.finish(inv, Result{Err: fmt.Errorf("%s sent a bad pairing request: %w", peer, err)})
-		_ = writeMessage(s, joinReply{Error: err.Error()})
-		return err
+		return joinReply{Error: err.Error()}, Result{Err: fmt.Errorf("%s sent a bad pairing request: %w", peer, err)}
 	}
 	if !checkProof(inv.secret, n.Addr().Hashname, peer, req.Nonce, req.Proof) {
-		m.finish(inv, Result{Err: fmt.Errorf("%w (by %s)", ErrWrongSecret, peer)})
-		_ = writeMessage(s, joinReply{Error: "wrong pairing code"})
-		return ErrWrongSecret
+		return joinReply{Error: "wrong pairing code"}, Result{Err: fmt.Errorf("%w (by %s)", ErrWrongSecret, peer)}
 	}
 	addr, err := thnode.ParseAddr(req.URL)
 	if err == nil && addr.Hashname != peer {
@@ -255,21 +265,18 @@ func (m *Inviter) ServePair(ctx context.Context, n *thnode.Node, peer telehash.H
 	}
 	if err != nil {
 		err = fmt.Errorf("%s: %w", peer, err)
-		m.finish(inv, Result{Err: err})
-		_ = writeMessage(s, joinReply{Error: err.Error()})
-		return err
+		return joinReply{Error: err.Error()}, Result{Err: err}
 	}
 	remote, err := inv.opts.Add(ctx, addr, req.Name)
 	if err != nil {
-		m.finish(inv, Result{Err: err})
-		_ = writeMessage(s, joinReply{Error: "the inviter could not add a remote for you"})
-		return err
+		return joinReply{Error: "the inviter could not add a remote for you"}, Result{Err: err}
 	}
 	waitAllowed(ctx, n, peer)
-	err = writeMessage(s, joinReply{OK: true, Name: inv.opts.Suggested})
-	m.finish(inv, Result{Remote: remote, Peer: addr})
-	return err
+	return joinReply{OK: true, Name: inv.opts.Suggested}, Result{Remote: remote, Peer: addr}
 }
+
+// drain reads until the joiner hangs up (or the stream's deadline).
+func drain(r io.Reader) { _, _ = io.Copy(io.Discard, io.LimitReader(r, maxMessage)) }
 
 // waitAllowed waits (a few seconds at most) until the node's allow list
 // names peer, so that the joiner's first fetch right after the pairing
