@@ -14,7 +14,7 @@ import (
 )
 
 // verbs are the messages a daemon emits, in the order totals reports them.
-var verbs = []string{"CONNECTED", "DISCONNECTED", "CHANGED", "STATUS", "ERROR"}
+var verbs = []string{"CONNECTED", "DISCONNECTED", "CHANGED", "STATUS", "ERROR", "PAIRCODE", "PAIRED"}
 
 // tally names what a totals figure counts: the lines of one verb, for one
 // remote or (remote "") for all of them.
@@ -156,6 +156,8 @@ func remoteOf(m protocol.Message) string {
 	case protocol.Status:
 		return m.Remote
 	case protocol.Error:
+		return m.Remote
+	case protocol.Paired:
 		return m.Remote
 	}
 	return ""
