@@ -225,9 +225,10 @@ func pairCloneCmd(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	client := &thnode.Client{Identity: id, LinkTimeout: timeout, Logger: logger(c)}
-	joined, err := pairing.Join(ctx, client.Dial, thnode.Addr{Hashname: id.Hashname(), Keys: id.Keys()}, code, pairing.Suggestion(cfg))
-	_ = client.Close()
+	// git clone goes through the node that paired (lent to git-remote-th).
+	node := &joinNode{id: id, linkTimeout: timeout, log: logger(c), lend: true}
+	defer node.close()
+	joined, err := pairing.Join(ctx, node.dial, thnode.Addr{Hashname: id.Hashname(), Keys: id.Keys()}, code, pairing.Suggestion(cfg))
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}

@@ -155,15 +155,14 @@ func (p *pairer) join(ctx context.Context, cfg *gitcfg.Config, m protocol.PairJo
 }
 
 // dialer is the way to the inviter: the repository's node when it runs,
-// else a client (the node of a daemon lending this identity, or one of
-// its own, closed by done).
+// else a joinNode (closed by done).
 func (p *pairer) dialer(cfg *gitcfg.Config, id *telehash.Identity) (pairing.Dialer, func()) {
 	if n := p.currentNode(); n != nil {
 		return func(ctx context.Context, a thnode.Addr, svc string) (io.ReadWriteCloser, error) { return n.Dial(ctx, a, svc) }, func() {}
 	}
 	timeout, _ := thnode.LinkTimeout(cfg)
-	c := &thnode.Client{Identity: id, LinkTimeout: timeout, Logger: p.log}
-	return c.Dial, func() { _ = c.Close() }
+	j := &joinNode{id: id, linkTimeout: timeout, log: p.log}
+	return j.dial, j.close
 }
 
 func (p *pairer) currentNode() *thnode.Node {
