@@ -159,6 +159,8 @@ func remoteOf(m protocol.Message) string {
 		return m.Remote
 	case protocol.Paired:
 		return m.Remote
+	case protocol.PairCode:
+		return protocol.Daemon
 	}
 	return ""
 }
