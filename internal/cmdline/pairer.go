@@ -158,7 +158,9 @@ func (p *pairer) join(ctx context.Context, cfg *gitcfg.Config, m protocol.PairJo
 // else a joinNode (closed by done).
 func (p *pairer) dialer(cfg *gitcfg.Config, id *telehash.Identity) (pairing.Dialer, func()) {
 	if n := p.currentNode(); n != nil {
-		return func(ctx context.Context, a thnode.Addr, svc string) (io.ReadWriteCloser, error) { return n.Dial(ctx, a, svc) }, func() {}
+		return func(ctx context.Context, a thnode.Addr, svc string) (io.ReadWriteCloser, error) {
+			return n.Dial(ctx, a, svc)
+		}, func() {}
 	}
 	timeout, _ := thnode.LinkTimeout(cfg)
 	j := &joinNode{id: id, linkTimeout: timeout, log: p.log}
