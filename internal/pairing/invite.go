@@ -198,11 +198,22 @@ func (m *Inviter) finish(inv *invitation, r Result) {
 // Admit lets any node link while an invitation is open and unused: it
 // may open the pair service only (the node refuses it everything else).
 // The mesh's per-source handshake limits still apply.
-func (m *Inviter) Admit(telehash.Hashname) bool {
+func (m *Inviter) Admit(peer telehash.Hashname) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.cur != nil && !m.cur.used && time.Now().Before(m.cur.expires)
+	inv := m.cur
+	if inv == nil || inv.used || !time.Now().Before(inv.expires) {
+		return false
+	}
+	if len(inv.guests) < maxGuests { // forgotten when the invitation ends
+		inv.guests[peer] = true
+	}
+	return true
 }
+
+// maxGuests bounds the strangers an invitation remembers, to drop their
+// sessions when it ends (the others' go idle and are let go).
+const maxGuests = 256
 
 // answerWithin bounds the joiner's request and the inviter's own work.
 const answerWithin = 30 * time.Second
@@ -216,11 +227,6 @@ func (m *Inviter) ServePair(ctx context.Context, n *thnode.Node, peer telehash.H
 		stop := context.AfterFunc(ctx, func() { c.Close() })
 		defer stop()
 	}
-	m.mu.Lock()
-	if inv := m.cur; inv != nil && inv.node == n {
-		inv.guests[peer] = true
-	}
-	m.mu.Unlock()
 	br := bufio.NewReaderSize(s, 512)
 	var req joinRequest
 	if err := readMessage(br, &req); err != nil {

@@ -139,6 +139,12 @@ func TestPairWrongSecretConsumes(t *testing.T) {
 	if a.node.Permission(b.node.Addr().Hashname) != thnode.None {
 		t.Error("the wrong joiner got a permission")
 	}
+	// Its session, let in for the pairing, is dropped.
+	for deadline := time.Now().Add(5 * time.Second); a.node.Mesh.Up(b.node.Addr().Hashname); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the wrong joiner's session is still up")
+		}
+	}
 }
 
 func TestPairExpires(t *testing.T) {
