@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitexec"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/pairing"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/redact"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/thnode"
 	"github.com/git-remote-daemon/git-remote-daemon/protocol"
 )
@@ -166,7 +168,7 @@ func setListen(ctx context.Context, repo daemon.Repo, listen string) error {
 // pairAlone pairs with a node of this process's own, serving the
 // repository (to the peers its configuration names) while it runs.
 func pairAlone(ctx context.Context, c *cli.Context, repo daemon.Repo, m protocol.Message, onCode func(protocol.PairCode)) (protocol.Paired, error) {
-	log := logger(c)
+	log := quietLogger(c)
 	p := newPairer(log)
 	p.repo = repo
 	if _, invite := m.(protocol.Pair); invite {
@@ -226,7 +228,7 @@ func pairCloneCmd(c *cli.Context) error {
 		return cli.Exit(err.Error(), 1)
 	}
 	// git clone goes through the node that paired (lent to git-remote-th).
-	node := &joinNode{id: id, linkTimeout: timeout, log: logger(c), lend: true}
+	node := &joinNode{id: id, linkTimeout: timeout, log: quietLogger(c), lend: true}
 	defer node.close()
 	joined, err := pairing.Join(ctx, node.dial, thnode.Addr{Hashname: id.Hashname(), Keys: id.Keys()}, code, pairing.Suggestion(cfg))
 	if err != nil {
@@ -247,4 +249,13 @@ func pairCloneCmd(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "paired: remote %s names %s\n", remote, url)
 	return nil
+}
+
+// quietLogger is the log of a command that prints its own outcome:
+// warnings only, unless --debug.
+func quietLogger(c *cli.Context) *slog.Logger {
+	if c.Bool("debug") || os.Getenv("GIT_REMOTE_DAEMON_DEBUG") != "" {
+		return logger(c)
+	}
+	return slog.New(redact.Handler(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }
