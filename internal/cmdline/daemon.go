@@ -100,6 +100,7 @@ func Daemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				Action: notifyCmd,
 			},
 			sshMuxCommand(),
+			pairCommand(),
 		}...),
 		ExitErrHandler: func(c *cli.Context, err error) {},
 	}
@@ -136,7 +137,7 @@ func logger(c *cli.Context) *slog.Logger {
 // (the inotify hub, the ssh hosts, the telehash node) are added to sup,
 // which closes each when the program stops.
 // started, when set, is called once every remote has started.
-func newDaemon(ctx context.Context, c *cli.Context, sup *supervise.Supervisor, out daemon.Emitter, statusFile string, started func()) (*daemon.Daemon, error) {
+func newDaemon(ctx context.Context, c *cli.Context, sup *supervise.Supervisor, out daemon.Emitter, statusFile string, started func(), pair *pairer) (*daemon.Daemon, error) {
 	log := logger(c)
 	hub, err := watch.NewHub(log)
 	if err != nil {
@@ -162,7 +163,9 @@ func newDaemon(ctx context.Context, c *cli.Context, sup *supervise.Supervisor, o
 		return nil, err
 	}
 	repo := d.Repo()
-	node = thnode.NewService(thnode.ServiceOptions{Dir: repo.Dir, GitDir: repo.GitDir, CommonDir: repo.CommonDir, Hub: hub, Logger: log})
+	node = thnode.NewService(thnode.ServiceOptions{Dir: repo.Dir, GitDir: repo.GitDir, CommonDir: repo.CommonDir, Hub: hub, Logger: log,
+		Pairing: pair.inviter})
+	pair.service, pair.repo = node, repo
 	thDialer.Nodes = node
 	if hub != nil {
 		sup.Add("inotify hub", closeAtEnd(hub))
@@ -214,7 +217,7 @@ func runForeground(c *cli.Context) error {
 		return cli.Exit(err.Error(), 1)
 	}
 	defer p.release()
-	stdin := daemon.ReadCommands(p.ctx, c.App.Reader, out)
+	stdin := p.pair.fromStdin(p.ctx, daemon.ReadCommands(p.ctx, c.App.Reader, out), out)
 	p.sup.Add("commands", supervise.Func(func(ctx context.Context) error { p.mux.run(ctx, stdin); return nil }))
 	return run(p.ctx, p.sup, p.d, p.mux.out)
 }
@@ -227,6 +230,7 @@ type program struct {
 	sup  *supervise.Supervisor
 	mux  *commandMux
 	d    *daemon.Daemon
+	pair *pairer
 
 	release func()
 }
@@ -244,8 +248,11 @@ func startProgram(ctx context.Context, c *cli.Context, mode background.Mode, out
 	ctx, cancel := context.WithCancel(ctx)
 	p := &program{ctx: ctx, repo: repo, sup: supervise.New(supervise.Options{Logger: log}), mux: newCommandMux(),
 		release: func() { cancel(); lock.Release() }}
+	p.pair = newPairer(log)
+	p.pair.reload = func(ctx context.Context) error { return p.mux.send(ctx, protocol.Reload{}) }
+	p.mux.setPair(p.pair)
 	addControl(p.sup, paths, repo, p.mux, log)
-	if p.d, err = newDaemon(ctx, c, p.sup, out, paths.Status, started); err != nil {
+	if p.d, err = newDaemon(ctx, c, p.sup, out, paths.Status, started, p.pair); err != nil {
 		p.release()
 		return nil, err
 	}

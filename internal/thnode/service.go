@@ -29,6 +29,8 @@ type ServiceOptions struct {
 	// RefreshEvery is how often the configuration files are checked for
 	// a change of the allow list (default 1 s).
 	RefreshEvery time.Duration
+	// Pairing, if set, is given to every node the service starts.
+	Pairing Pairing
 }
 
 // Service is a repository's use of its identity's telehash node, owned

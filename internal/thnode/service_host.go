@@ -71,7 +71,7 @@ func (s *Service) startNode(ctx context.Context, r *running, listens []string, m
 		// "node stopped" before its streams' contexts end.
 		node, err = Start(context.WithoutCancel(ctx), Options{Identity: r.id, Listen: listen, GitDir: s.opts.GitDir, RepoID: r.key.repoID, Hub: s.opts.Hub,
 			LinkTimeout: r.key.linkTimeout, Logger: s.log, Permission: s.allow.Permission,
-			ReadConfig: s.opts.ReadConfig, RefreshEvery: s.opts.RefreshEvery,
+			ReadConfig: s.opts.ReadConfig, RefreshEvery: s.opts.RefreshEvery, Pairing: s.opts.Pairing,
 			OnRegister: func(want string) string { return mv.consider(node, fixed, want) }})
 		if err == nil {
 			return node, nil

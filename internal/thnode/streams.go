@@ -62,6 +62,15 @@ func (s *streams) require(c *telehash.Channel, p Permission, demote func()) {
 	}
 }
 
+// needNothing marks c as a stream open to any peer (pairing).
+func (s *streams) needNothing(c *telehash.Channel) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.m[c]; st != nil {
+		st.need = None
+	}
+}
+
 // served returns the channels served to peer ("" for every peer) with
 // what each needs.
 func (s *streams) served(peer telehash.Hashname) map[*telehash.Channel]streamState {

@@ -36,7 +36,19 @@ import (
 const (
 	ServiceGit    = "git"
 	ServiceNotify = "notify"
+	// ServicePair is pairing (internal/pairing): the only service a
+	// node that no remote names may open, and only while Pairing
+	// admits it.
+	ServicePair = "pair"
 )
+
+// Pairing is the hook of pairing into a node: while an invitation is
+// open, Admit lets peers that no remote names link (they may open the
+// pair service and nothing else), and ServePair serves the pair streams.
+type Pairing interface {
+	Admit(peer telehash.Hashname) bool
+	ServePair(ctx context.Context, n *Node, peer telehash.Hashname, s io.ReadWriter) error
+}
 
 // request is the JSON head of a stream channel's open.
 type request struct {
@@ -77,6 +89,9 @@ type Options struct {
 	// repository wants; it returns the address the node serves it on
 	// (the node may be about to move there).
 	OnRegister func(listen string) string
+	// Pairing, if set, serves the pair service (to any peer) and admits
+	// the handshakes of the peers it admits.
+	Pairing Pairing
 }
 
 // Keepalive is the link keepalive of nodes: a handshake every 10 s, so a
@@ -124,6 +139,10 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		n.admit = func(h telehash.Hashname) bool { return perm(h) >= Read }
 	}
 	allow := func(h telehash.Hashname) bool { return n.admit(h) || n.repos.admits(h) }
+	if pairing := opts.Pairing; pairing != nil {
+		linkAllow := allow
+		allow = func(h telehash.Hashname) bool { return linkAllow(h) || pairing.Admit(h) }
+	}
 	m, err := telehash.NewMesh(ctx, opts.Identity, telehash.MeshOptions{Listen: opts.Listen, Allow: allow, Logger: opts.Logger,
 		HandshakeTimeout: opts.LinkTimeout, Keepalive: Keepalive})
 	if err != nil {
@@ -190,6 +209,11 @@ func (n *Node) serve(ctx context.Context, c *telehash.Channel) {
 			_ = json.Unmarshal(pkt.Head, &req)
 		}
 	}
+	if req.Service == ServicePair && n.opts.Pairing != nil {
+		n.streams.needNothing(c) // a config change (Revoke) leaves it alone
+		n.servePair(ctx, c)
+		return
+	}
 	repo, err := n.repos.resolve(peer, req.Repo)
 	switch {
 	case errors.Is(err, errNotAllowed):
@@ -225,6 +249,19 @@ func (n *Node) serve(ctx context.Context, c *telehash.Channel) {
 	}
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, helper.ErrNotAuthorized) { // helper.Serve logged a refusal
 		n.log.Info("stream ended", "peer", peer, "service", req.Service, "err", err)
+	}
+}
+
+// servePair serves a pair stream, to any peer: pairing decides.
+func (n *Node) servePair(ctx context.Context, c *telehash.Channel) {
+	s, err := telehash.NewStream(ctx, c)
+	if err != nil {
+		c.Abort(err.Error())
+		return
+	}
+	defer s.Close()
+	if err := n.opts.Pairing.ServePair(ctx, n, c.Peer(), s); err != nil && ctx.Err() == nil {
+		n.log.Info("pairing stream ended", "peer", c.Peer(), "err", err)
 	}
 }
 
