@@ -46,13 +46,20 @@ type Path struct {
 	Type string `json:"type"`
 	IP   string `json:"ip"`
 	Port int    `json:"port"`
+	// HN is the router of a "peer" path (spec: channels/path.md): the
+	// peer is reached through it (see Mesh.AddRouter).
+	HN Hashname `json:"hn,omitempty"`
 }
 
 // LinkInfo is what a Mesh needs to link to a peer (spec: link.md "JSON"):
 // its keys (base32 by CSID, a "3a" key is required) and paths.
+// Intermediates may stand for the keys of the peer's other cipher sets
+// (base32 SHA-256 of the key, spec: hashname.md): the hashname is
+// computed from both.
 type LinkInfo struct {
-	Keys  map[string]string `json:"keys"`
-	Paths []Path            `json:"paths"`
+	Keys          map[string]string `json:"keys"`
+	Intermediates map[string]string `json:"intermediates,omitempty"`
+	Paths         []Path            `json:"paths"`
 	// Pipes are paths to try besides Paths (see Pipe).
 	Pipes []Pipe `json:"-"`
 }
@@ -110,6 +117,8 @@ type MeshOptions struct {
 	HandshakeQueue   int
 	// Rand is the randomness source (default crypto/rand.Reader).
 	Rand io.Reader
+	// Routing (router.go): see RoutingOptions.
+	RoutingOptions
 }
 
 func (o *MeshOptions) setDefaults() {
@@ -159,6 +168,7 @@ func (o *MeshOptions) setDefaults() {
 	if o.HandshakeQueue <= 0 {
 		o.HandshakeQueue = 64
 	}
+	o.RoutingOptions.setDefaults(o.Keepalive)
 }
 
 // maxSources bounds the per-source handshake buckets.
@@ -186,6 +196,7 @@ type Stats struct {
 	DropOverload         uint64 // handshake with an unknown key dropped: the queue was full
 	HandshakesOpened     uint64 // handshakes with an unknown key decrypted (with X25519)
 	Sessions             uint64 // sessions started (new remote ephemeral keys accepted)
+	RoutingStats
 }
 
 type meshStats struct {
@@ -193,6 +204,7 @@ type meshStats struct {
 	dropHandshake, dropChannel, dropOverflow, retransmits, timeouts, duplicates, handshakesSent,
 	channelsOpened, channelsAccepted, unreliableQueueDrops, dropReplay, dropRateLimited,
 	dropOverload, handshakesOpened, sessions atomic.Uint64
+	routing routingStats
 }
 
 // Mesh is a local telehash endpoint on one UDP socket: it keeps one
@@ -220,6 +232,10 @@ type Mesh struct {
 	tombOrder []Hashname
 	// pendingPipes are pipes offered (AddPipe) to peers not known yet.
 	pendingPipes map[Hashname][]Pipe
+	// routing is the router and relay state (router.go, relay.go).
+	routing *routing
+	// testDrop, set by tests before use, drops what is sent to some paths.
+	testDrop func(pathAddr) bool
 
 	limiter   *sourceLimiter
 	hsq       chan hsJob
@@ -227,6 +243,7 @@ type Mesh struct {
 	stashMu   sync.Mutex
 	stash     []stashed // channel packets waiting for a session (mesh_stash.go)
 
+	seenAs seenState // path_channel.go
 	stats  meshStats
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -259,11 +276,17 @@ func NewMesh(ctx context.Context, id *Identity, opts MeshOptions) (*Mesh, error)
 		hsq:      make(chan hsJob, opts.HandshakeQueue),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.handlers[PathType] = m.servePath
 	m.wg.Add(2 + opts.HandshakeWorkers)
+	m.initRouting()
 	go m.readLoop()
 	go m.monitor()
 	for range opts.HandshakeWorkers {
 		go m.handshakeWorker()
+	}
+	if m.addr.Addr().IsUnspecified() { // roam.go: notice a network change
+		m.wg.Add(1)
+		go m.watchInterfaces(net.InterfaceAddrs, interfacePoll)
 	}
 	return m, nil
 }
@@ -297,7 +320,7 @@ func (m *Mesh) Stats() Stats {
 		ChannelsAccepted: s.channelsAccepted.Load(), UnreliableQueueDrops: s.unreliableQueueDrops.Load(),
 		DropReplay: s.dropReplay.Load(), DropRateLimited: s.dropRateLimited.Load(),
 		DropOverload: s.dropOverload.Load(), HandshakesOpened: s.handshakesOpened.Load(),
-		Sessions: s.sessions.Load(),
+		Sessions: s.sessions.Load(), RoutingStats: s.routing.snapshot(),
 	}
 }
 
@@ -371,7 +394,14 @@ func (m *Mesh) readLoop() {
 }
 
 // receive handles one datagram; b is reused by the caller afterwards.
-func (m *Mesh) receive(b []byte, from netip.AddrPort) { m.receivePath(b, udpPath(from)) }
+func (m *Mesh) receive(b []byte, from netip.AddrPort) {
+	// A dual-stack socket sees IPv4 peers as ::ffff:a.b.c.d: keep their
+	// paths IPv4, as they are linked and compared.
+	if from.Addr().Is4In6() {
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	}
+	m.receivePath(b, udpPath(from))
+}
 
 // receivePath handles one packet that came over path from; b is
 // overwritten, and reused by the caller afterwards.
@@ -403,9 +433,12 @@ func (m *Mesh) receiveChannel(pkt []byte, from pathAddr) {
 	p := m.tokens[Token(pkt[2:2+TokenSize])]
 	m.mu.Unlock()
 	if p == nil {
-		m.stats.dropUnknownToken.Add(1)
+		if !m.relayChannel(pkt, from) {
+			m.stats.dropUnknownToken.Add(1)
+		}
 		return
 	}
+	from = m.viaRelay(p, from)
 	inner, err := p.x.openChannelFast(pkt)
 	if err != nil {
 		if !m.stashChannel(p, pkt, from) {

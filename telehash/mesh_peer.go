@@ -22,6 +22,9 @@ type peer struct {
 
 	addr     atomic.Pointer[pathAddr] // current path
 	lastRecv atomic.Int64             // unix nanos of the last authenticated packet
+	// lastDirect is when the last fresh packet came over UDP, lastProbe
+	// when a path probe was last sent (relay.go).
+	lastDirect, lastProbe atomic.Int64
 
 	mu      sync.Mutex
 	linked  bool // Link was called: always allowed, re-linked while down
@@ -49,6 +52,7 @@ type peer struct {
 	// (guarded by Mesh.mu).
 	curEph [KeySize3a]byte
 	hasEph bool
+	roam   roamState // roam.go
 }
 
 func newPeer(m *Mesh, hn Hashname, x *Exchange) *peer {
@@ -79,9 +83,16 @@ func (p *peer) isUp() bool {
 // alive and addr is the peer's path. Never call it for a packet that may
 // be a replay.
 func (p *peer) received(from pathAddr) {
-	p.lastRecv.Store(time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	p.lastRecv.Store(now)
+	if !p.preferPath(from, now) {
+		return
+	}
 	if a := p.addr.Load(); a == nil || *a != from {
 		p.addr.Store(&from)
+		if a != nil && a.IsValid() {
+			p.pathChanged()
+		}
 	}
 }
 
@@ -124,6 +135,7 @@ func (p *peer) setUp() {
 	if f := p.m.opts.OnLink; f != nil {
 		f(p.hn, true)
 	}
+	go p.requestPaths(p.m.ctx) // path_channel.go
 }
 
 // failChannels fails and forgets every channel.
@@ -174,6 +186,9 @@ func (p *peer) tick(now time.Time) {
 	if keepalive {
 		p.keepalive(addrs)
 	}
+	if keepalive || down {
+		p.watchAnswer(now) // roam.go: probe a peer that does not answer
+	}
 	if remove {
 		p.m.mu.Lock()
 		if p.m.peers[p.hn] == p {
@@ -214,7 +229,7 @@ func (p *peer) targetsLocked() []pathAddr {
 // Keep), and let go when idle. Returns at once when the link is already
 // up.
 func (m *Mesh) Link(ctx context.Context, info LinkInfo) (Hashname, error) {
-	hn, err := HashnameFromBase32Keys(info.Keys)
+	hn, err := HashnameFromParts(info.Keys, info.Intermediates)
 	if err != nil {
 		return "", fmt.Errorf("telehash: link: %w", err)
 	}
@@ -256,6 +271,9 @@ func (m *Mesh) Link(ctx context.Context, info LinkInfo) (Hashname, error) {
 	}
 	p.mu.Unlock()
 	for _, pi := range info.Pipes {
+		p.addPath(pipePath(pi))
+	}
+	for _, pi := range m.routerPipes(hn, info.Paths) {
 		p.addPath(pipePath(pi))
 	}
 	p.mu.Lock()
