@@ -150,6 +150,7 @@ func newDaemon(ctx context.Context, c *cli.Context, sup *supervise.Supervisor, o
 		transport.Local: &local.Dialer{Hub: hub},
 		transport.SSH:   sshDialer,
 		transport.TH:    thDialer,
+		transport.XMPP:  thDialer, // xmpp:: remotes: the same node, XMPP as the path
 		transport.Other: poll.Dialer{},
 	}
 	var node *thnode.Service // set once the repository is known, before Serve configures it

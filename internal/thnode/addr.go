@@ -53,6 +53,10 @@ type Addr struct {
 	// Repo names the repository asked for among those the node serves
 	// ("": the one that allows us).
 	Repo string
+	// XMPP is the account whose presence carries the node (an xmpp::
+	// remote; URL parameter xmpp): the node is reached over the XMPP
+	// pipe of that account's pinned node, not over UDP.
+	XMPP string
 }
 
 // ParseAddr parses a th:: URL, with or without the "th::" prefix.
@@ -99,6 +103,11 @@ func ParseAddr(s string) (Addr, error) {
 				a.Intermediates = map[string]string{}
 			}
 			a.Intermediates[k[2:]] = vs[0]
+		case k == "xmpp":
+			if len(vs) != 1 || !validJID(vs[0]) {
+				return a, fmt.Errorf("%w: xmpp %q is not an XMPP address", ErrMalformedAddr, clip(strings.Join(vs, ",")))
+			}
+			a.XMPP = vs[0]
 		case k == "repo":
 			if len(vs) != 1 || !validRepoID(vs[0]) {
 				return a, fmt.Errorf("%w: repo %q is not 1 to 64 of a-z, 0-9, '.', '_', '-'", ErrMalformedAddr, clip(strings.Join(vs, ",")))
@@ -164,6 +173,9 @@ func (a Addr) String() string {
 	if a.Repo != "" {
 		q = append(q, "repo="+a.Repo)
 	}
+	if a.XMPP != "" {
+		q = append(q, "xmpp="+url.QueryEscape(a.XMPP))
+	}
 	s := Scheme + string(a.Hashname)
 	if len(q) > 0 {
 		s += "?" + strings.Join(q, "&")
@@ -172,8 +184,10 @@ func (a Addr) String() string {
 }
 
 // Reachable reports whether the address carries what a direct link
-// needs: a cs3a key and a path.
-func (a Addr) Reachable() bool { return a.Keys[telehash.CS3a.String()] != "" && len(a.Paths) > 0 }
+// needs: a cs3a key and a path (UDP, or the XMPP account's pipe).
+func (a Addr) Reachable() bool {
+	return a.Keys[telehash.CS3a.String()] != "" && (len(a.Paths) > 0 || a.XMPP != "")
+}
 
 // Short returns the address with every key but the cs3a one replaced
 // by its intermediate digest where the digest is shorter (a 2a RSA key

@@ -76,7 +76,7 @@ func (a *AllowList) Set(cfg *gitcfg.Config) (lowered []telehash.Hashname) {
 // permission.
 func permissions(cfg *gitcfg.Config) map[telehash.Hashname]Permission {
 	out := map[telehash.Hashname]Permission{}
-	for _, p := range thPeers(cfg) {
+	for _, p := range append(thPeers(cfg), xmppPeers(cfg)...) { // xmpp:: remotes: xmppnode.go
 		level := Read
 		if p.remote.AllowPush {
 			level = Write

@@ -47,6 +47,9 @@ type Client struct {
 	// LinkTimeout bounds a link attempt of its own node (0: default).
 	LinkTimeout time.Duration
 	Logger      *slog.Logger
+	// Attach, if set, is run on the client's own node once started (it
+	// gives it an XMPP account for git-remote-xmpp).
+	Attach func(ctx context.Context, n *Node) error
 
 	mu       sync.Mutex
 	node     *Node
@@ -128,6 +131,16 @@ func (c *Client) alone(ctx context.Context, addr Addr, service string, lock *hos
 				lock.release()
 			}
 			return nil, err
+		}
+		if c.Attach != nil {
+			if err := c.Attach(ctx, node); err != nil {
+				c.mu.Unlock()
+				_ = node.Close()
+				if lock != nil {
+					lock.release()
+				}
+				return nil, err
+			}
 		}
 		c.node, c.lock = node, lock
 		if lock != nil {

@@ -61,6 +61,9 @@ func listenAddr(cfg *gitcfg.Config) (listen string, ok bool) {
 	}
 	remotes := thRemotes(cfg)
 	if len(remotes) == 0 {
+		if len(xmppPeers(cfg)) > 0 { // xmpp:: remotes only: the node's UDP port serves no one
+			return "127.0.0.1:0", true
+		}
 		return "", false
 	}
 	var paths []netip.AddrPort

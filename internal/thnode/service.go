@@ -85,6 +85,7 @@ type running struct {
 type nodeSettings struct {
 	listen, identity, repoID string
 	linkTimeout              time.Duration
+	xmpp                     string // XMPPSettings.key
 }
 
 // NewService returns a service with no node; Configure starts one.
@@ -207,7 +208,11 @@ func (s *Service) settings(cfg *gitcfg.Config, listen string) (nodeSettings, err
 	if err != nil {
 		return nodeSettings{}, err
 	}
-	return nodeSettings{listen: listen, identity: id, repoID: repoID, linkTimeout: linkTimeout}, nil
+	x, _, err := ReadXMPPSettings(cfg)
+	if err != nil {
+		return nodeSettings{}, err
+	}
+	return nodeSettings{listen: listen, identity: id, repoID: repoID, linkTimeout: linkTimeout, xmpp: x.key()}, nil
 }
 
 // applyLocked enforces the new allow list on the node: here, or by the

@@ -74,6 +74,7 @@ func (s *Service) startNode(ctx context.Context, r *running, listens []string, m
 			ReadConfig: s.opts.ReadConfig, RefreshEvery: s.opts.RefreshEvery, Pairing: s.opts.Pairing,
 			OnRegister: func(want string) string { return mv.consider(node, fixed, want) }})
 		if err == nil {
+			s.attachXMPP(ctx, node, r)
 			return node, nil
 		}
 	}

@@ -50,10 +50,10 @@ func (d *Dialer) NewWatcher(r gitcfg.Remote, env transport.Env) (transport.Watch
 	seen := map[string]bool{}
 	for _, u := range env.Config.GetAll("remote." + r.Name + ".url") {
 		u = env.Config.RewriteURL(u, false)
-		if transport.Classify(u) != transport.TH {
+		if k := transport.Classify(u); k != transport.TH && k != transport.XMPP {
 			continue
 		}
-		a, err := thnode.ParseAddr(u)
+		a, err := thnode.ParseAnyURL(u)
 		if err != nil {
 			return nil, err
 		}
@@ -64,7 +64,7 @@ func (d *Dialer) NewWatcher(r gitcfg.Remote, env transport.Env) (transport.Watch
 	}
 	switch len(nodes) {
 	case 0:
-		a, err := thnode.ParseAddr(r.URL)
+		a, err := thnode.ParseAnyURL(r.URL)
 		if err != nil {
 			return nil, err
 		}

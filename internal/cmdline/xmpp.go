@@ -1,0 +1,146 @@
+package cmdline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/git-remote-daemon/git-remote-daemon/helper"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/daemon"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/redact"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/thnode"
+)
+
+// xmppUsage is what `git-remote-xmpp --help` prints.
+const xmppUsage = `usage: git-remote-xmpp <remote> <xmpp address>
+
+The git remote helper for xmpp:: URLs (xmpp::user@domain?cs3a=<key>&repo=<id>):
+git runs it for ` + "`git clone xmpp::...`" + `, git fetch and git push; you do not run it
+yourself. It carries git's pack protocol over telehash, with the XMPP server as the
+path, to the node of that account whose key the URL pins. It uses the daemon's node
+when one runs for this identity, else logs in as remotedaemon.xmppJID itself (the
+password from git's credential helpers). See docs/xmpp.md.
+`
+
+// onlineWait bounds git-remote-xmpp's wait for the pinned node's
+// presence after its own login.
+const onlineWait = 15 * time.Second
+
+// XMPP is git-remote-xmpp: git runs it as `git-remote-xmpp <remote>
+// <address>`; it returns the exit status.
+func XMPP(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "fatal: git-remote-xmpp: "+format+"\n", a...)
+		return 128
+	}
+	if len(args) == 2 {
+		switch args[1] {
+		case "-h", "--help":
+			fmt.Fprint(stdout, xmppUsage)
+			return 0
+		case "--version":
+			fmt.Fprintf(stdout, "git-remote-xmpp version %s\n", Version)
+			return 0
+		}
+	}
+	if len(args) != 3 {
+		return fail("usage: git-remote-xmpp <remote> <xmpp address> (git runs it for xmpp:: URLs)")
+	}
+	remote, url := args[1], args[2]
+	if _, err := thnode.ParseXMPPURL(url); err != nil {
+		return fail("%v", err)
+	}
+	level := slog.LevelWarn
+	if os.Getenv("GIT_REMOTE_DAEMON_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(redact.Handler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ctx, cancelParent := helper.WithParent(ctx, 500*time.Millisecond)
+	defer cancelParent()
+
+	cfg, err := gitcfg.Read(ctx, ".")
+	if err != nil {
+		cfg, _ = gitcfg.Parse(nil)
+	}
+	addr, url, err := pickXMPPURL(cfg, remote, url, os.Getenv(thnode.NodeEnv))
+	if err != nil {
+		return fail("%v", err)
+	}
+	commonDir := ""
+	if r, err := daemon.FindRepo(ctx, "."); err == nil {
+		commonDir = r.CommonDir
+	}
+	idPath, err := thnode.IdentityPathFor(cfg, commonDir)
+	if err != nil {
+		return fail("identity: %v", err)
+	}
+	id, err := thnode.LoadOrCreate(idPath)
+	if err != nil {
+		return fail("identity: %v", err)
+	}
+	x, _, err := thnode.ReadXMPPSettings(cfg, addr)
+	if err != nil {
+		return fail("%v", err)
+	}
+	linkTimeout, err := thnode.LinkTimeout(cfg)
+	if err != nil {
+		return fail("%v", err)
+	}
+	client := &thnode.Client{Identity: id, IdentityPath: idPath, LinkTimeout: linkTimeout, Logger: log,
+		Attach: func(ctx context.Context, n *thnode.Node) error {
+			b, err := n.AttachXMPP(ctx, x, ".", log)
+			if err != nil {
+				return err
+			}
+			wctx, cancel := context.WithTimeout(ctx, onlineWait)
+			defer cancel()
+			if !thnode.WaitOnline(wctx, b, addr.Hashname) {
+				return fmt.Errorf("%s: no node with the pinned key %s is online (is its daemon running, and does it name %s in an xmpp:: remote?)",
+					addr.XMPP, addr.Hashname, x.JID)
+			}
+			return nil
+		}}
+	defer client.Close()
+	err = helper.Run(ctx, helper.Config{
+		Stdin: stdin, Stdout: stdout, Stderr: stderr, Remote: remote, URL: url, Logger: log,
+		Dial: func(ctx context.Context, req helper.Request) (helper.Conn, error) {
+			return client.Dial(ctx, addr, thnode.ServiceGit)
+		},
+	})
+	var ee *helper.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.Code
+	}
+	return 128
+}
+
+// pickXMPPURL is thnode.PickURL for xmpp:: remotes: the URL of the node
+// the daemon asked for (want) among the remote's URLs, else url.
+func pickXMPPURL(cfg *gitcfg.Config, remote, url, want string) (thnode.Addr, string, error) {
+	addr, err := thnode.ParseXMPPURL(url)
+	if err != nil {
+		return thnode.Addr{}, "", err
+	}
+	if want == "" || want == string(addr.Hashname) {
+		return addr, url, nil
+	}
+	for _, u := range cfg.GetAll("remote." + remote + ".url") {
+		u = cfg.RewriteURL(u, false)
+		if a, err := thnode.ParseXMPPURL(u); err == nil && string(a.Hashname) == want {
+			return a, u, nil
+		}
+	}
+	return addr, url, nil
+}
