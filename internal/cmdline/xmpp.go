@@ -104,6 +104,10 @@ func XMPP(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			wctx, cancel := context.WithTimeout(ctx, onlineWait)
 			defer cancel()
 			if !thnode.WaitOnline(wctx, b, addr.Hashname) {
+				if other := thnode.OtherNodes(b, addr); len(other) > 0 {
+					return fmt.Errorf("%s: its node presents the key of %s, not the pinned %s: refused, as ssh refuses a changed host key "+
+						"(if the account really has a new node, put its key in the remote's URL)", addr.XMPP, other[0], addr.Hashname)
+				}
 				return fmt.Errorf("%s: no node with the pinned key %s is online (is its daemon running, and does it name %s in an xmpp:: remote?)",
 					addr.XMPP, addr.Hashname, x.JID)
 			}

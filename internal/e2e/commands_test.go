@@ -29,6 +29,7 @@ func commands() map[string]func(ts *testscript.TestScript, neg bool, args []stri
 		"sshd":      sshtest.Cmd,
 		"udpport":   cmdUDPPort,
 		"paircode":  cmdPairCode,
+		"prosody":   cmdProsody, // xmpp_test.go
 	}
 }
 

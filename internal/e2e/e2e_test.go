@@ -19,6 +19,7 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"git-remote-daemon": func() { os.Exit(cmdline.Daemon(os.Args, os.Stdin, os.Stdout, os.Stderr)) },
 		"git-remote-th":     func() { os.Exit(cmdline.TH(os.Args, os.Stdin, os.Stdout, os.Stderr)) },
+		"git-remote-xmpp":   func() { os.Exit(cmdline.XMPP(os.Args, os.Stdin, os.Stdout, os.Stderr)) },
 	})
 }
 

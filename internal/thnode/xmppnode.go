@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/xmpp"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/xmpppipe"
@@ -174,4 +176,24 @@ func (s *Service) attachXMPP(ctx context.Context, node *Node, r *running) {
 		return
 	}
 	s.log.Info("xmpp: logged in", "jid", x.JID, "pinned", len(x.Pins))
+}
+
+// OtherNodes are the hashnames that nodes of addr's account present in
+// presence other than the pinned one (a changed key, or another device).
+func OtherNodes(b *xmpppipe.Bridge, addr Addr) []telehash.Hashname {
+	var out []telehash.Hashname
+	for _, p := range b.Session().Peers() {
+		if bareJID(p.JID) == addr.XMPP && p.Online && p.Node.Hashname != string(addr.Hashname) {
+			out = append(out, telehash.Hashname(p.Node.Hashname))
+		}
+	}
+	return out
+}
+
+func bareJID(s string) string {
+	j, err := jid.Parse(s)
+	if err != nil {
+		return ""
+	}
+	return j.Bare().String()
 }
