@@ -33,6 +33,10 @@ password from git's credential helpers). See docs/xmpp.md.
 // presence after its own login.
 const onlineWait = 15 * time.Second
 
+// otherGrace is how long a node of the account that presents another
+// key than the pinned one leaves the pinned one to show up.
+const otherGrace = 2 * time.Second
+
 // XMPP is git-remote-xmpp: git runs it as `git-remote-xmpp <remote>
 // <address>`; it returns the exit status.
 func XMPP(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -101,8 +105,24 @@ func XMPP(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			if err != nil {
 				return err
 			}
-			wctx, cancel := context.WithTimeout(ctx, onlineWait)
+			wait := onlineWait
+			if linkTimeout > 0 {
+				wait = linkTimeout
+			}
+			wctx, cancel := context.WithTimeout(ctx, wait)
 			defer cancel()
+			// A node of the account presenting another key: a short grace
+			// for the pinned one (another device) to show, then refused.
+			go func() {
+				for wctx.Err() == nil {
+					if len(thnode.OtherNodes(b, addr)) > 0 {
+						time.Sleep(otherGrace)
+						cancel()
+						return
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}()
 			if !thnode.WaitOnline(wctx, b, addr.Hashname) {
 				if other := thnode.OtherNodes(b, addr); len(other) > 0 {
 					return fmt.Errorf("%s: its node presents the key of %s, not the pinned %s: refused, as ssh refuses a changed host key "+

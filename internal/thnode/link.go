@@ -39,6 +39,9 @@ func (l nodeLink) Dial(ctx context.Context, addr Addr, service string, wait bool
 	if wait && !addr.Reachable() && !l.n.waitLinked(ctx, addr.Hashname) {
 		return nil, context.Cause(ctx)
 	}
+	if wait && addr.XMPP != "" && !l.n.waitXMPP(ctx, addr) {
+		return nil, context.Cause(ctx)
+	}
 	return l.n.Dial(ctx, addr, service)
 }
 

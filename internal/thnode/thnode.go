@@ -112,6 +112,8 @@ type Node struct {
 	// admit admits peers beyond the repositories' (Options.Allow of a
 	// node serving none).
 	admit func(telehash.Hashname) bool
+	// xmpp is the node's XMPP account, when it has one (xmppnode.go).
+	xmpp xmppState
 
 	closeOnce sync.Once
 	closeErr  error
@@ -268,13 +270,18 @@ func (n *Node) servePair(ctx context.Context, c *telehash.Channel) {
 // Dial links to addr and opens a stream to its service.
 func (n *Node) Dial(ctx context.Context, addr Addr, service string) (*telehash.Stream, error) {
 	hn := addr.Hashname
+	if err := n.xmppReady(addr); err != nil && !n.Mesh.Up(hn) {
+		return nil, err
+	}
 	if !n.Mesh.Up(hn) {
 		if !addr.Reachable() {
 			return nil, fmt.Errorf("%s: not linked, and the th:: URL has no key and path to reach it", hn)
 		}
 		n.log.Debug("linking", "peer", hn, "paths", addr.Paths)
 		done := n.repos.startDial(hn) // its answers are let in
-		got, err := n.Mesh.Link(ctx, addr.LinkInfo())
+		lctx, stop := n.xmppLinkContext(ctx, addr)
+		got, err := n.Mesh.Link(lctx, addr.LinkInfo())
+		err = stop(err)
 		done()
 		n.log.Debug("link done", "peer", hn, "err", err)
 		if err != nil {

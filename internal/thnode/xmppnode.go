@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -129,13 +130,105 @@ func (n *Node) AttachXMPP(ctx context.Context, x XMPPSettings, dir string, log *
 		Mesh: n.Mesh, Pins: x.Pins, Logger: log,
 		OnPeer: func(hn telehash.Hashname, jid string, online bool) {
 			log.Debug("xmpp: pinned node", "jid", jid, "hashname", hn, "online", online)
+			n.xmpp.changed()
+			if !online && !n.xmpp.online(hn) {
+				// Its presence went: so does its session (the streams end
+				// now, not at their keepalive's timeout, and a watcher
+				// waits for the node's next presence).
+				n.Mesh.Unlink(hn)
+			}
 		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("xmpp account %s: %w", x.JID, err)
 	}
+	n.xmpp.set(b)
 	context.AfterFunc(n.ctx, func() { _ = b.Close() })
 	return b, nil
+}
+
+// ErrXMPPOffline is wrapped by a dial to an xmpp:: node whose presence
+// is not there (offline, or never shown to us: an account that does not
+// name ours).
+var ErrXMPPOffline = errors.New("no node with the pinned key is online")
+
+// xmppState is a node's XMPP bridge and a signal of its peers' changes.
+type xmppState struct {
+	mu   sync.Mutex
+	b    *xmpppipe.Bridge
+	wake chan struct{}
+}
+
+func (x *xmppState) set(b *xmpppipe.Bridge) {
+	x.mu.Lock()
+	x.b = b
+	x.mu.Unlock()
+	x.changed()
+}
+
+func (x *xmppState) bridge() *xmpppipe.Bridge {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.b
+}
+
+// changed wakes the waiters.
+func (x *xmppState) changed() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.wake != nil {
+		close(x.wake)
+		x.wake = nil
+	}
+}
+
+// next returns a channel closed at the next change.
+func (x *xmppState) next() <-chan struct{} {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.wake == nil {
+		x.wake = make(chan struct{})
+	}
+	return x.wake
+}
+
+func (x *xmppState) online(hn telehash.Hashname) bool {
+	b := x.bridge()
+	return b != nil && b.Online()[hn] != ""
+}
+
+// xmppReady says why addr cannot be linked now: an xmpp:: node while
+// the node has no XMPP account, or whose presence is not there.
+func (n *Node) xmppReady(addr Addr) error {
+	if addr.XMPP == "" {
+		return nil
+	}
+	if n.xmpp.bridge() == nil {
+		return fmt.Errorf("%s: this node has no XMPP session (remotedaemon.xmppJID, and an xmpp:: remote naming the node, in the repository the daemon serves)", addr.XMPP)
+	}
+	if !n.xmpp.online(addr.Hashname) {
+		return fmt.Errorf("%s: %w (%s)", addr.XMPP, ErrXMPPOffline, addr.Hashname)
+	}
+	return nil
+}
+
+// waitXMPP waits until addr's node is online in presence (or linked);
+// false when ctx ends or the node closes first.
+func (n *Node) waitXMPP(ctx context.Context, addr Addr) bool {
+	for {
+		wake := n.xmpp.next()
+		if n.xmpp.online(addr.Hashname) || n.Mesh.Up(addr.Hashname) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-n.ctx.Done():
+			return false
+		case <-wake:
+		case <-time.After(time.Second): // the bridge may come later
+		}
+	}
 }
 
 // WaitOnline waits until the node hn is online on b (its presence seen
@@ -196,4 +289,35 @@ func bareJID(s string) string {
 		return ""
 	}
 	return j.Bare().String()
+}
+
+// xmppLinkContext is ctx, for a link to an xmpp:: node, ended when the
+// node's presence goes (its pipe went with it: the handshakes would go
+// nowhere). stop releases it and turns such an end into ErrXMPPOffline.
+func (n *Node) xmppLinkContext(ctx context.Context, addr Addr) (context.Context, func(error) error) {
+	if addr.XMPP == "" {
+		return ctx, func(err error) error { return err }
+	}
+	lctx, cancel := context.WithCancelCause(ctx)
+	gone := fmt.Errorf("%s: %w (%s went offline)", addr.XMPP, ErrXMPPOffline, addr.Hashname)
+	go func() {
+		for lctx.Err() == nil {
+			wake := n.xmpp.next()
+			if !n.xmpp.online(addr.Hashname) {
+				cancel(gone)
+				return
+			}
+			select {
+			case <-lctx.Done():
+			case <-wake:
+			}
+		}
+	}()
+	return lctx, func(err error) error {
+		cancel(nil)
+		if err != nil && ctx.Err() == nil && errors.Is(context.Cause(lctx), ErrXMPPOffline) {
+			return gone
+		}
+		return err
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
@@ -151,6 +152,8 @@ func classify(err error) error {
 		waiting = "the peer's daemon is not running"
 	case errors.As(err, &ce) && ce.Msg == "node stopped":
 		waiting = "the peer's daemon stopped"
+	case errors.Is(err, thnode.ErrXMPPOffline), strings.Contains(err.Error(), thnode.ErrXMPPOffline.Error()): // also through the host's socket
+		waiting = "the peer's node is offline"
 	case errors.Is(err, telehash.ErrSessionReset):
 		waiting = "the peer restarted"
 	case errors.Is(err, errNoAnswer), errors.Is(err, telehash.ErrChannelTimeout),
