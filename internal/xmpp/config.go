@@ -87,6 +87,11 @@ type Config struct {
 	OnDatagram func(from string, b []byte)
 	OnPeer     func(Peer)
 	OnState    func(up bool)
+	// OnBytestream receives the SOCKS5 bytestreams (XEP-0065) peer nodes
+	// open to us; nil refuses them. Proxy is the bytestreams proxy's JID
+	// (empty: discovered from the server's disco#items).
+	OnBytestream func(from string, c net.Conn)
+	Proxy        string
 	// PingInterval is how often the server is pinged to notice a dead
 	// connection (default 30 s); a ping without answer in PingTimeout
 	// (default 10 s) reconnects.

@@ -30,8 +30,12 @@ func (s *Session) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement) 
 	case "iq":
 		// Roster pushes come from our own account (or no from): answer
 		// them. Other requests get mellium's default error reply.
-		if in.Roster != nil && in.Type == "set" && (in.From == "" || from.Bare().Equal(s.account)) {
-			_ = t.Encode(stanza.IQ{ID: in.ID, To: from, Type: stanza.ResultIQ})
+		switch {
+		case in.Roster != nil && in.Type == "set" && (in.From == "" || from.Bare().Equal(s.account)):
+			// (Wrap leaves out an empty to: Prosody warns about to="".)
+			_, _ = xmlstream.Copy(t, stanza.IQ{ID: in.ID, To: from, Type: stanza.ResultIQ}.Wrap(nil))
+		case in.Bytestream != nil && in.Type == "set":
+			s.handleBytestream(t, from, &in)
 		}
 	}
 	return nil
@@ -74,11 +78,11 @@ func (s *Session) handlePresence(t xmlstream.TokenReadEncoder, from jid.JID, in 
 		// Accept configured accounts (and ask back for theirs), refuse
 		// everyone else.
 		if s.peers[bare.String()] {
-			_ = t.Encode(stanza.Presence{To: bare, Type: stanza.SubscribedPresence})
-			_ = t.Encode(stanza.Presence{To: bare, Type: stanza.SubscribePresence})
+			_, _ = xmlstream.Copy(t, stanza.Presence{To: bare, Type: stanza.SubscribedPresence}.Wrap(nil))
+			_, _ = xmlstream.Copy(t, stanza.Presence{To: bare, Type: stanza.SubscribePresence}.Wrap(nil))
 			s.log.Debug("xmpp: subscription accepted", "from", bare)
 		} else {
-			_ = t.Encode(stanza.Presence{To: bare, Type: stanza.UnsubscribedPresence})
+			_, _ = xmlstream.Copy(t, stanza.Presence{To: bare, Type: stanza.UnsubscribedPresence}.Wrap(nil))
 			s.log.Info("xmpp: subscription refused: not a configured peer", "from", bare)
 		}
 		return

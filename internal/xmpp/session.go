@@ -56,6 +56,8 @@ type Session struct {
 	nodes    map[string]Peer // by full JID
 	password string
 	closed   bool
+	// streamHost is the connection's bytestreams proxy, once found.
+	streamHost *streamHost
 
 	events chan func()
 	ctx    context.Context
@@ -353,6 +355,7 @@ func (s *Session) disconnected() {
 	s.mu.Lock()
 	cur := s.cur
 	s.cur = nil
+	s.streamHost = nil
 	gone := make([]Peer, 0, len(s.nodes))
 	for _, p := range s.nodes {
 		p.Online = false

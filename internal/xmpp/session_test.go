@@ -52,6 +52,11 @@ func (r *recorder) hook(c *Config) {
 // waitPeer waits for an online peer node with hashname h.
 func (r *recorder) waitPeer(t *testing.T, h string) Peer {
 	t.Helper()
+	return r.waitPeerT(t, h)
+}
+
+func (r *recorder) waitPeerT(t testing.TB, h string) Peer {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		r.mu.Lock()
@@ -321,14 +326,15 @@ func BenchmarkXMPPDatagrams(b *testing.B) {
 	for _, size := range []int{1200, 4000} {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
 			srv := startServer(b)
-			rb := newRecorder()
+			ra, rb := newRecorder(), newRecorder()
 			ca := config(srv, "alice", 0, srv.JID("bob"))
+			ra.hook(&ca)
 			cb := config(srv, "bob", 1, srv.JID("alice"))
 			rb.hook(&cb)
 			var got sync.WaitGroup
 			a := dial(b, ca)
 			bs := dial(b, cb)
-			_ = rb.waitPeerB(b, bs.Account())
+			ra.waitPeerT(b, hn(1))
 			const total = 10 << 20
 			n := total / size
 			msg := make([]byte, size)
@@ -353,9 +359,4 @@ func BenchmarkXMPPDatagrams(b *testing.B) {
 			}
 		})
 	}
-}
-
-func (r *recorder) waitPeerB(b testing.TB, _ string) bool {
-	time.Sleep(300 * time.Millisecond)
-	return true
 }

@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
@@ -80,7 +81,11 @@ type inStanza struct {
 	Datagram *dataElem `xml:"urn:git-remote-daemon:datagram:0 d"`
 	Node     *nodeElem `xml:"urn:git-remote-daemon:node:0 node"`
 	Roster   *struct{} `xml:"jabber:iq:roster query"`
+	// Bytestream is an XEP-0065 offer.
+	Bytestream *bsQuery `xml:"http://jabber.org/protocol/bytestreams query"`
 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 type dataElem struct {
 	Text []byte `xml:",chardata"`

@@ -10,7 +10,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -40,7 +43,10 @@ type Config struct {
 	OnPeer func(hn telehash.Hashname, jid string, online bool)
 	// OnState is told when the XMPP connection goes up or down.
 	OnState func(up bool)
-	Logger  *slog.Logger
+	// NoBytestreams keeps packets in messages: no SOCKS5 bytestream
+	// (XEP-0065) through the server's proxy is tried.
+	NoBytestreams bool
+	Logger        *slog.Logger
 }
 
 // Bridge carries a mesh's packets over an XMPP session.
@@ -65,6 +71,9 @@ type Pipe struct {
 	// validated it: datagrams from it still reach the mesh, which
 	// authenticates them).
 	hn telehash.Hashname
+	// fc is the SOCKS5 bytestream to the node, when one is up: packets
+	// go over it, and over messages otherwise.
+	fc atomic.Pointer[framed]
 }
 
 var _ telehash.Pipe = (*Pipe)(nil)
@@ -73,7 +82,39 @@ var _ telehash.Pipe = (*Pipe)(nil)
 // server is slow to read (TCP flow control), never longer than the
 // connection lives.
 func (p *Pipe) Send(b []byte) error {
+	if fc := p.fc.Load(); fc != nil && fc.ready.Load() {
+		err := fc.send(b)
+		if err == nil {
+			return nil
+		}
+		p.b.log.Info("xmpppipe: bytestream failed, back to messages", "jid", p.jid, "err", err)
+		p.dropStream(fc)
+	}
 	return p.b.sess.Send(context.Background(), p.jid, b)
+}
+
+// Bytestream reports whether packets to the node go over a bytestream.
+func (p *Pipe) Bytestream() bool {
+	fc := p.fc.Load()
+	return fc != nil && fc.ready.Load()
+}
+
+// attach makes c the pipe's bytestream and reads it until it ends.
+func (p *Pipe) attach(c net.Conn, ready bool) {
+	fc := newFramed(c, ready)
+	if old := p.fc.Swap(fc); old != nil {
+		old.close()
+	}
+	go func() {
+		err := fc.readLoop(func(pkt []byte) { p.b.cfg.Mesh.Receive(pkt, p) })
+		p.b.log.Debug("xmpppipe: bytestream ended", "jid", p.jid, "err", err)
+		p.dropStream(fc)
+	}()
+}
+
+func (p *Pipe) dropStream(fc *framed) {
+	p.fc.CompareAndSwap(fc, nil)
+	fc.close()
 }
 
 func (p *Pipe) String() string { return "xmpp:" + p.jid }
@@ -114,6 +155,9 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 	sc.OnDatagram = b.onDatagram
 	sc.OnPeer = b.onPeer
 	sc.OnState = cfg.OnState
+	if !cfg.NoBytestreams {
+		sc.OnBytestream = b.onBytestream
+	}
 	if sc.Logger == nil {
 		sc.Logger = cfg.Logger
 	}
@@ -135,6 +179,9 @@ func (b *Bridge) Close() error {
 	b.pipes = map[string]*Pipe{}
 	b.mu.Unlock()
 	for _, p := range pipes {
+		if fc := p.fc.Load(); fc != nil {
+			p.dropStream(fc)
+		}
 		if p.hn != "" {
 			b.cfg.Mesh.RemovePipe(p.hn, p)
 		}
@@ -184,6 +231,52 @@ func (b *Bridge) onDatagram(from string, pkt []byte) {
 	b.cfg.Mesh.Receive(pkt, p)
 }
 
+// openStream opens a bytestream to p's node; without one (no proxy,
+// refused) packets stay in messages.
+func (b *Bridge) openStream(p *Pipe) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c, err := b.sess.OpenBytestream(ctx, p.jid)
+	if err != nil {
+		b.log.Info("xmpppipe: no bytestream, packets stay in messages", "jid", p.jid, "err", err)
+		return
+	}
+	p.attach(c, true)
+	// The first frame tells the target the stream is activated.
+	if fc := p.fc.Load(); fc != nil {
+		_ = fc.send(nil)
+	}
+	b.log.Debug("xmpppipe: bytestream up", "jid", p.jid)
+}
+
+// onBytestream takes a bytestream a pinned account's node opened.
+func (b *Bridge) onBytestream(from string, c net.Conn) {
+	if b.pins[bareOf(from)] == nil {
+		c.Close()
+		return
+	}
+	b.mu.Lock()
+	if b.refused[from] {
+		b.mu.Unlock()
+		c.Close()
+		return
+	}
+	p := b.pipes[from]
+	if p == nil {
+		p = &Pipe{b: b, jid: from}
+		b.pipes[from] = p
+	}
+	b.mu.Unlock()
+	p.attach(c, false)
+}
+
+// Pipe returns the pipe of a node's full JID, or nil.
+func (b *Bridge) Pipe(jid string) *Pipe {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.pipes[jid]
+}
+
 // onPeer offers the pipe of a node whose hashname is pinned for its
 // account, and withdraws it when the node goes away.
 func (b *Bridge) onPeer(peer xmpp.Peer) {
@@ -206,6 +299,9 @@ func (b *Bridge) onPeer(peer xmpp.Peer) {
 		}
 		delete(b.pipes, peer.JID)
 		b.mu.Unlock()
+		if fc := p.fc.Load(); fc != nil {
+			p.dropStream(fc)
+		}
 		if p.hn != "" {
 			b.cfg.Mesh.RemovePipe(p.hn, p)
 		}
@@ -214,17 +310,30 @@ func (b *Bridge) onPeer(peer xmpp.Peer) {
 		}
 		return
 	}
-	if p == nil || p.hn != hn {
-		if p != nil && p.hn != "" {
+	fresh := false
+	switch {
+	case p != nil && p.hn == "":
+		// Made for datagrams that came before the presence.
+		p.hn, fresh = hn, true
+	case p == nil || p.hn != hn:
+		if p != nil {
 			b.cfg.Mesh.RemovePipe(p.hn, p)
+			if fc := p.fc.Load(); fc != nil {
+				p.dropStream(fc)
+			}
 		}
 		// A new Pipe value: the mesh keys paths by pipe, and one pipe
 		// never serves two hashnames.
 		p = &Pipe{b: b, jid: peer.JID, hn: hn}
 		b.pipes[peer.JID] = p
+		fresh = true
 	}
 	b.mu.Unlock()
 	b.cfg.Mesh.AddPipe(hn, p)
+	// One side opens the bytestream: the one with the smaller full JID.
+	if fresh && !b.cfg.NoBytestreams && b.sess.LocalJID() < peer.JID && p.fc.Load() == nil {
+		go b.openStream(p)
+	}
 	if b.cfg.OnPeer != nil {
 		b.cfg.OnPeer(hn, peer.JID, true)
 	}

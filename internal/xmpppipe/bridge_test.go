@@ -52,13 +52,17 @@ func server(t testing.TB) *xmpptest.Server {
 }
 
 func bridge(t testing.TB, srv *xmpptest.Server, user string, m *telehash.Mesh, pins ...Pin) *Bridge {
+	return bridgeOpts(t, srv, user, m, false, pins...)
+}
+
+func bridgeOpts(t testing.TB, srv *xmpptest.Server, user string, m *telehash.Mesh, noBS bool, pins ...Pin) *Bridge {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	b, err := New(ctx, Config{
 		Session: xmpp.Config{JID: srv.JID(user), Password: "pw-" + user, Server: srv.Addr(),
 			TLS: xmpp.StartTLS, CAFile: srv.CAFile},
-		Mesh: m, Pins: pins, Logger: logger(),
+		Mesh: m, Pins: pins, Logger: logger(), NoBytestreams: noBS,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -78,15 +82,30 @@ func waitOnline(t testing.TB, b *Bridge, hn telehash.Hashname) {
 	}
 }
 
-// pair links mesh a (alice) to mesh b (bob) with XMPP as the only path.
-func pair(t testing.TB) (a, b *telehash.Mesh) {
+// pair links mesh a (alice) to mesh b (bob) with XMPP as the only path:
+// messages only, or a SOCKS5 bytestream through the proxy too.
+func pair(t testing.TB, bytestreams bool) (a, b *telehash.Mesh) {
 	srv := server(t)
 	var ma, mb *telehash.Mesh
 	ma = newMesh(t, nil)
 	mb = newMesh(t, func(h telehash.Hashname) bool { return h == ma.Hashname() })
-	ba := bridge(t, srv, "alice", ma, Pin{JID: srv.JID("bob"), Hashname: mb.Hashname()})
-	bridge(t, srv, "bob", mb, Pin{JID: srv.JID("alice"), Hashname: ma.Hashname()})
+	ba := bridgeOpts(t, srv, "alice", ma, !bytestreams, Pin{JID: srv.JID("bob"), Hashname: mb.Hashname()})
+	bb := bridgeOpts(t, srv, "bob", mb, !bytestreams, Pin{JID: srv.JID("alice"), Hashname: ma.Hashname()})
 	waitOnline(t, ba, mb.Hashname())
+	waitOnline(t, bb, ma.Hashname())
+	if bytestreams {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			pa, pb := ba.Pipe(ba.Online()[mb.Hashname()]), bb.Pipe(bb.Online()[ma.Hashname()])
+			if pa != nil && pb != nil && pa.Bytestream() && pb.Bytestream() {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no bytestream between the nodes")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// Keys only: no UDP path, the pipe is the only way.
@@ -163,13 +182,23 @@ func streamBothWays(t testing.TB, a, b *telehash.Mesh, n int) (up, down time.Dur
 func mbps(n int, d time.Duration) float64 { return float64(n) / d.Seconds() / 1e6 }
 
 func TestIntegrationStreamOverXMPP(t *testing.T) {
-	a, b := pair(t)
-	const n = 10 << 20
+	a, b := pair(t, false)
+	n := 10 << 20
+	if raceEnabled {
+		n = 2 << 20
+	}
 	up, down := streamBothWays(t, a, b, n)
-	t.Logf("10 MiB over telehash over XMPP (Prosody): a->b %.2f MB/s, b->a %.2f MB/s", mbps(n, up), mbps(n, down))
+	t.Logf("%d MiB over telehash over XMPP messages (Prosody): a->b %.2f MB/s, b->a %.2f MB/s", n>>20, mbps(n, up), mbps(n, down))
 	if s := a.Stats(); s.Sent == 0 {
 		t.Fatal("nothing sent")
 	}
+}
+
+func TestIntegrationStreamOverBytestream(t *testing.T) {
+	a, b := pair(t, true)
+	const n = 10 << 20
+	up, down := streamBothWays(t, a, b, n)
+	t.Logf("10 MiB over telehash over a SOCKS5 bytestream (Prosody proxy65): a->b %.2f MB/s, b->a %.2f MB/s", mbps(n, up), mbps(n, down))
 }
 
 // TestIntegrationWrongPinRefused: bob's node presents a hashname that is
@@ -199,12 +228,20 @@ func TestIntegrationWrongPinRefused(t *testing.T) {
 // BenchmarkXMPPStream streams 10 MiB each way between two meshes whose
 // only path is a Prosody on loopback.
 func BenchmarkXMPPStream(b *testing.B) {
-	a, m := pair(b)
-	const n = 10 << 20
-	b.SetBytes(2 * n)
-	for range b.N {
-		up, down := streamBothWays(b, a, m, n)
-		b.ReportMetric(mbps(n, up), "up-MB/s")
-		b.ReportMetric(mbps(n, down), "down-MB/s")
+	for _, bs := range []bool{false, true} {
+		name := "messages"
+		if bs {
+			name = "bytestream"
+		}
+		b.Run(name, func(b *testing.B) {
+			a, m := pair(b, bs)
+			const n = 10 << 20
+			b.SetBytes(2 * n)
+			for range b.N {
+				up, down := streamBothWays(b, a, m, n)
+				b.ReportMetric(mbps(n, up), "up-MB/s")
+				b.ReportMetric(mbps(n, down), "down-MB/s")
+			}
+		})
 	}
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package xmpppipe
+
+const raceEnabled = false
