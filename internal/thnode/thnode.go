@@ -292,7 +292,11 @@ func (n *Node) Dial(ctx context.Context, addr Addr, service string) (*telehash.S
 		}
 	}
 	n.log.Debug("opening stream", "peer", hn, "service", service)
-	return n.Mesh.OpenStream(ctx, hn, request{Service: service, Repo: addr.Repo})
+	s, err := n.Mesh.OpenStream(ctx, hn, request{Service: service, Repo: addr.Repo})
+	if err == nil && addr.XMPP != "" {
+		n.xmpp.track(hn, s.Channel()) // ended when its presence goes
+	}
+	return s, err
 }
 
 // waitLinked waits until the node hn links to us (for an address with

@@ -35,7 +35,11 @@ type XMPPSettings struct {
 	JID, Server, CA string
 	TLS             xmpp.TLSMode
 	AllowPlaintext  bool
-	Pins            []xmpppipe.Pin
+	// Bytestreams: packets between nodes go over a SOCKS5 bytestream
+	// through the server's proxy when it offers one
+	// (remotedaemon.xmppBytestreams, default true), else in messages.
+	Bytestreams bool
+	Pins        []xmpppipe.Pin
 }
 
 // ErrNoXMPPAccount is returned when xmpp:: remotes exist but
@@ -84,6 +88,9 @@ func ReadXMPPSettings(cfg *gitcfg.Config, extra ...Addr) (x XMPPSettings, ok boo
 	if x.AllowPlaintext, err = cfg.Bool("remotedaemon.xmppallowplaintext", false); err != nil {
 		return x, true, fmt.Errorf("remotedaemon.xmppAllowPlaintext: %w", err)
 	}
+	if x.Bytestreams, err = cfg.Bool("remotedaemon.xmppbytestreams", true); err != nil {
+		return x, true, fmt.Errorf("remotedaemon.xmppBytestreams: %w", err)
+	}
 	if x.TLS == xmpp.Plaintext {
 		if !x.AllowPlaintext {
 			return x, true, errors.New("remotedaemon.xmppTLS=plaintext needs remotedaemon.xmppAllowPlaintext=true (loopback tests only)")
@@ -110,7 +117,7 @@ func (x XMPPSettings) key() string {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%s|%s|%v", x.JID, x.Server, x.CA, x.TLS, x.AllowPlaintext)
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%v|%v", x.JID, x.Server, x.CA, x.TLS, x.AllowPlaintext, x.Bytestreams)
 	for _, p := range x.Pins {
 		b.WriteString("|" + p.JID + "=" + string(p.Hashname))
 	}
@@ -127,15 +134,18 @@ func (n *Node) AttachXMPP(ctx context.Context, x XMPPSettings, dir string, log *
 	b, err := xmpppipe.New(ctx, xmpppipe.Config{
 		Session: xmpp.Config{JID: x.JID, Server: x.Server, TLS: x.TLS, CAFile: x.CA, AllowPlaintext: x.AllowPlaintext,
 			PasswordFunc: xmpp.GitCredential{Dir: dir}.Fill, Logger: log},
-		Mesh: n.Mesh, Pins: x.Pins, Logger: log,
+		Mesh: n.Mesh, Pins: x.Pins, Logger: log, NoBytestreams: !x.Bytestreams,
 		OnPeer: func(hn telehash.Hashname, jid string, online bool) {
 			log.Debug("xmpp: pinned node", "jid", jid, "hashname", hn, "online", online)
 			n.xmpp.changed()
 			if !online && !n.xmpp.online(hn) {
-				// Its presence went: so does its session (the streams end
-				// now, not at their keepalive's timeout, and a watcher
-				// waits for the node's next presence).
-				n.Mesh.Unlink(hn)
+				// Its presence went: so do its streams, now, not at their
+				// keepalive's timeout (a watcher then waits for the node's
+				// next presence). The session stays: Unlink would bury it,
+				// and a node of that identity starting again within the
+				// same second (git-remote-xmpp runs one after another) on
+				// a new resource would then be taken for a replay.
+				n.abortXMPP(hn)
 			}
 		},
 	})
@@ -157,6 +167,51 @@ type xmppState struct {
 	mu   sync.Mutex
 	b    *xmpppipe.Bridge
 	wake chan struct{}
+	// dialed are the open streams this node opened to xmpp:: nodes.
+	dialed map[telehash.Hashname]map[*telehash.Channel]bool
+}
+
+// track records a stream opened to hn until it ends.
+func (x *xmppState) track(hn telehash.Hashname, c *telehash.Channel) {
+	x.mu.Lock()
+	if x.dialed == nil {
+		x.dialed = map[telehash.Hashname]map[*telehash.Channel]bool{}
+	}
+	if x.dialed[hn] == nil {
+		x.dialed[hn] = map[*telehash.Channel]bool{}
+	}
+	x.dialed[hn][c] = true
+	x.mu.Unlock()
+	go func() {
+		<-c.Done()
+		x.mu.Lock()
+		delete(x.dialed[hn], c)
+		if len(x.dialed[hn]) == 0 {
+			delete(x.dialed, hn)
+		}
+		x.mu.Unlock()
+	}()
+}
+
+// ReasonXMPPOffline ends the streams of a node whose presence went (the
+// reason a watcher sees).
+const ReasonXMPPOffline = "the node went offline"
+
+// abortXMPP ends every stream with hn, served or dialed.
+func (n *Node) abortXMPP(hn telehash.Hashname) {
+	for c, st := range n.streams.served(hn) {
+		c.Abort(ReasonXMPPOffline)
+		st.cancel()
+	}
+	n.xmpp.mu.Lock()
+	var cs []*telehash.Channel
+	for c := range n.xmpp.dialed[hn] {
+		cs = append(cs, c)
+	}
+	n.xmpp.mu.Unlock()
+	for _, c := range cs {
+		c.Abort(ReasonXMPPOffline)
+	}
 }
 
 func (x *xmppState) set(b *xmpppipe.Bridge) {

@@ -152,7 +152,8 @@ func classify(err error) error {
 		waiting = "the peer's daemon is not running"
 	case errors.As(err, &ce) && ce.Msg == "node stopped":
 		waiting = "the peer's daemon stopped"
-	case errors.Is(err, thnode.ErrXMPPOffline), strings.Contains(err.Error(), thnode.ErrXMPPOffline.Error()): // also through the host's socket
+	case errors.Is(err, thnode.ErrXMPPOffline), strings.Contains(err.Error(), thnode.ErrXMPPOffline.Error()), // also through the host's socket
+		strings.Contains(err.Error(), thnode.ReasonXMPPOffline):
 		waiting = "the peer's node is offline"
 	case errors.Is(err, telehash.ErrSessionReset):
 		waiting = "the peer restarted"
