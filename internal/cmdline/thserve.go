@@ -36,6 +36,7 @@ func addressCmd(c *cli.Context) error {
 			return cli.Exit(err.Error(), 1)
 		}
 	}
+	printXMPPAddress(c, cfg, a) // xmppaddress.go
 	listen, _ := cfg.Get("remotedaemon.thlisten")
 	if !inRepo || listen == "" {
 		if inRepo {

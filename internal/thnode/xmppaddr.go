@@ -85,9 +85,7 @@ func ParseXMPPURL(s string) (Addr, error) {
 
 // XMPPURL renders a node reached through account as an xmpp:: URL.
 func XMPPURL(account string, a Addr) string {
-	q := url.Values{}
-	q.Set("cs3a", a.Keys[telehash.CS3a.String()])
-	s := XMPPScheme + account + "?cs3a=" + q.Get("cs3a") + "&hn=" + string(a.Hashname)
+	s := XMPPScheme + account + "?cs3a=" + url.QueryEscape(a.Keys[telehash.CS3a.String()])
 	if a.Repo != "" {
 		s += "&repo=" + a.Repo
 	}
