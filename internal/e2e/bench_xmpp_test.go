@@ -52,7 +52,10 @@ func BenchmarkXMPPClone(b *testing.B) {
 	}
 	alice := person("alice")
 	bob := append(person("bob"), "GIT_SSH_COMMAND="+sshSrv.SSHCommand)
-	git := func(env []string, d string, args ...string) string { b.Helper(); return runCmd(b, env, d, "git", args...) }
+	git := func(env []string, d string, args ...string) string {
+		b.Helper()
+		return runCmd(b, env, d, "git", args...)
+	}
 
 	srv := filepath.Join(dir, "srv")
 	git(alice, dir, "init", "-q", "-b", "main", srv)
