@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -100,6 +101,9 @@ func XMPP(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	client := &thnode.Client{Identity: id, IdentityPath: idPath, LinkTimeout: linkTimeout, Logger: log,
+		// The daemon's node does not pin this node (a remote it does
+		// not have): it never talks to it, so a node of our own may.
+		Alone: func(err error) bool { return strings.Contains(err.Error(), thnode.ErrXMPPNotPinned.Error()) },
 		Attach: func(ctx context.Context, n *thnode.Node) error {
 			b, err := n.AttachXMPP(ctx, x, ".", log)
 			if err != nil {

@@ -50,6 +50,11 @@ type Client struct {
 	// Attach, if set, is run on the client's own node once started (it
 	// gives it an XMPP account for git-remote-xmpp).
 	Attach func(ctx context.Context, n *Node) error
+	// Alone, if set, says whether an error of the host's node means the
+	// client should link by itself instead (the host cannot reach the
+	// peer at all: git-remote-xmpp to a node the host's XMPP session does
+	// not pin, which the host then never talks to).
+	Alone func(error) bool
 
 	mu       sync.Mutex
 	node     *Node
@@ -77,6 +82,9 @@ func (c *Client) Dial(ctx context.Context, addr Addr, service string) (io.ReadWr
 			c.warnOnce.Do(func() { c.logger().Warn("not using the daemon's node: " + err.Error() + "; linking alone") })
 			return c.alone(ctx, addr, service, nil)
 		case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
+		case c.Alone != nil && c.Alone(err):
+			c.logger().Debug("the host's node cannot reach the peer; linking alone", "err", err)
+			return c.alone(ctx, addr, service, nil)
 		default:
 			return nil, err
 		}

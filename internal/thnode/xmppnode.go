@@ -162,6 +162,11 @@ func (n *Node) AttachXMPP(ctx context.Context, x XMPPSettings, dir string, log *
 // name ours).
 var ErrXMPPOffline = errors.New("no node with the pinned key is online")
 
+// ErrXMPPNotPinned is wrapped by a dial to an xmpp:: node that the
+// node's XMPP session does not pin (no remote of the repository whose
+// daemon hosts the node names it), or when the node has no session.
+var ErrXMPPNotPinned = errors.New("this node's XMPP session does not pin the node")
+
 // xmppState is a node's XMPP bridge and a signal of its peers' changes.
 type xmppState struct {
 	mu   sync.Mutex
@@ -258,8 +263,9 @@ func (n *Node) xmppReady(addr Addr) error {
 	if addr.XMPP == "" {
 		return nil
 	}
-	if n.xmpp.bridge() == nil {
-		return fmt.Errorf("%s: this node has no XMPP session (remotedaemon.xmppJID, and an xmpp:: remote naming the node, in the repository the daemon serves)", addr.XMPP)
+	b := n.xmpp.bridge()
+	if b == nil || !b.Pinned(addr.XMPP, addr.Hashname) {
+		return fmt.Errorf("%s: %w %s (no xmpp:: remote of the repository whose daemon hosts it names it)", addr.XMPP, ErrXMPPNotPinned, addr.Hashname)
 	}
 	if !n.xmpp.online(addr.Hashname) {
 		return fmt.Errorf("%s: %w (%s)", addr.XMPP, ErrXMPPOffline, addr.Hashname)
