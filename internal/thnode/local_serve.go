@@ -78,6 +78,10 @@ func (n *Node) lend(ctx context.Context, c *net.UnixConn, br *bufio.Reader, req 
 		fmt.Fprintf(c, "ERR %s: not linked\n", addr.Hashname)
 		return
 	}
+	if req.Wait && addr.XMPP != "" && !n.waitXMPP(dctx, addr) { // its presence (xmppnode.go)
+		fmt.Fprintf(c, "ERR %s: %s\n", addr.XMPP, ErrXMPPOffline)
+		return
+	}
 	s, err := n.Dial(dctx, addr, req.Service)
 	if err != nil {
 		fmt.Fprintf(c, "ERR %s\n", oneLine(err))
@@ -137,6 +141,7 @@ func (n *Node) serveRegistered(ctx context.Context, c *net.UnixConn, br *bufio.R
 		return
 	}
 	allow.Set(cfg)
+	n.registeredXMPP(cfg, r.Dir) // xmppnode.go: its xmpp:: peers pinned too
 	remove := n.AddRepo(&Repo{ID: id, GitDir: r.GitDir, Hub: n.opts.Hub, Permission: allow.Permission})
 	defer remove()
 	n.log.Info("serving a repository of another daemon", "repo", id, "dir", r.Dir)
@@ -158,6 +163,7 @@ func (n *Node) serveRegistered(ctx context.Context, c *net.UnixConn, br *bufio.R
 		}
 		seen = now
 		n.Revoke(allow.Set(cfg))
+		n.registeredXMPP(cfg, r.Dir)
 		return nil
 	}
 	lines := make(chan string)

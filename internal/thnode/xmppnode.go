@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -153,8 +154,64 @@ func (n *Node) AttachXMPP(ctx context.Context, x XMPPSettings, dir string, log *
 		return nil, fmt.Errorf("xmpp account %s: %w", x.JID, err)
 	}
 	n.xmpp.set(b)
+	n.xmpp.mu.Lock()
+	n.xmpp.settings, n.xmpp.dir, n.xmpp.log = x, dir, log
+	n.xmpp.mu.Unlock()
 	context.AfterFunc(n.ctx, func() { _ = b.Close() })
 	return b, nil
+}
+
+// registeredXMPP pins the xmpp:: peers of a repository another daemon
+// registered: when its configuration names nodes the session does not
+// pin, the session is made again with them added (its peers see it go
+// and come back; their streams end and resume). A node with no session
+// yet logs in with the registered repository's account.
+func (n *Node) registeredXMPP(cfg *gitcfg.Config, dir string) {
+	x, ok, err := ReadXMPPSettings(cfg)
+	if !ok {
+		return
+	}
+	if err != nil {
+		n.log.Warn("xmpp: a registered repository's settings", "dir", dir, "err", err)
+		return
+	}
+	go func() {
+		n.xmpp.attach.Lock() // one re-attach at a time
+		defer n.xmpp.attach.Unlock()
+		if n.ctx.Err() != nil {
+			return
+		}
+		n.xmpp.mu.Lock()
+		old, cur, curDir, log := n.xmpp.b, n.xmpp.settings, n.xmpp.dir, n.xmpp.log
+		n.xmpp.mu.Unlock()
+		next := x
+		if old != nil {
+			next = cur
+			have := map[xmpppipe.Pin]bool{}
+			for _, p := range cur.Pins {
+				have[p] = true
+			}
+			added := false
+			for _, p := range x.Pins {
+				if !have[p] {
+					next.Pins, added = append(slices.Clone(next.Pins), p), true
+				}
+			}
+			if !added {
+				return
+			}
+			_ = old.Close()
+		} else {
+			curDir = dir
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+		defer cancel()
+		if _, err := n.AttachXMPP(ctx, next, curDir, log); err != nil {
+			n.log.Error("xmpp: cannot log in with the pins of a registered repository", "err", err)
+			return
+		}
+		n.log.Info("xmpp: logged in again with a registered repository's peers", "jid", next.JID, "pinned", len(next.Pins))
+	}()
 }
 
 // ErrXMPPOffline is wrapped by a dial to an xmpp:: node whose presence
@@ -174,6 +231,11 @@ type xmppState struct {
 	wake chan struct{}
 	// dialed are the open streams this node opened to xmpp:: nodes.
 	dialed map[telehash.Hashname]map[*telehash.Channel]bool
+	// settings, dir and log are those of the session's login.
+	settings XMPPSettings
+	dir      string
+	log      *slog.Logger
+	attach   sync.Mutex // registeredXMPP's
 }
 
 // track records a stream opened to hn until it ends.

@@ -155,6 +155,8 @@ func classify(err error) error {
 	case errors.Is(err, thnode.ErrXMPPOffline), strings.Contains(err.Error(), thnode.ErrXMPPOffline.Error()), // also through the host's socket
 		strings.Contains(err.Error(), thnode.ReasonXMPPOffline):
 		waiting = "the peer's node is offline"
+	case errors.Is(err, thnode.ErrXMPPNotPinned), strings.Contains(err.Error(), thnode.ErrXMPPNotPinned.Error()):
+		waiting = "this identity's node has not logged in with this remote's peers yet"
 	case errors.Is(err, telehash.ErrSessionReset):
 		waiting = "the peer restarted"
 	case errors.Is(err, errNoAnswer), errors.Is(err, telehash.ErrChannelTimeout),
