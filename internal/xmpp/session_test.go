@@ -177,6 +177,12 @@ func TestIntegrationPeersAndDatagrams(t *testing.T) {
 		t.Fatal("oversized datagram sent")
 	}
 
+	// Every reply we wrote had a valid destination (an empty to="" is
+	// what mellium writes when a stanza struct is encoded).
+	if log := srv.Log(); strings.Contains(log, "invalid destination JID") {
+		t.Fatalf("Prosody got stanzas with an invalid destination:\n%s", log)
+	}
+
 	// A node that leaves is reported offline.
 	a2.Close()
 	deadline := time.Now().Add(5 * time.Second)
