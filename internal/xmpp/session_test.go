@@ -325,6 +325,42 @@ func TestIntegrationReconnect(t *testing.T) {
 	}
 }
 
+// TestIntegrationNetworkLoss: the server stops answering (frozen, the
+// TCP connection still open): the ping notices, the session reports
+// down, and reconnects once the server answers again.
+func TestIntegrationNetworkLoss(t *testing.T) {
+	srv := startServer(t)
+	ra := newRecorder()
+	ca := config(srv, "alice", 0)
+	ca.PingInterval, ca.PingTimeout = 200*time.Millisecond, 300*time.Millisecond
+	ra.hook(&ca)
+	dial(t, ca)
+	<-ra.state
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case up := <-ra.state:
+		if up {
+			t.Fatal("up while the server is frozen")
+		}
+	case <-time.After(5 * time.Second):
+		srv.Resume()
+		t.Fatal("a frozen server went unnoticed")
+	}
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case up := <-ra.state:
+		if !up {
+			t.Fatal("second down")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no reconnect after the server came back")
+	}
+}
+
 // BenchmarkXMPPDatagrams sends 1200-byte datagrams (a telehash packet's
 // size) from alice to bob through Prosody without acknowledgement and
 // reports the rate that arrived.
