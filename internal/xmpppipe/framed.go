@@ -25,7 +25,8 @@ var nudges = []time.Duration{5 * time.Millisecond, 50 * time.Millisecond, 250 * 
 // initiator's first frame, nudges).
 type framed struct {
 	c     net.Conn
-	ready atomic.Bool // the peer's first frame arrived (or we activated)
+	ready atomic.Bool          // the peer's first frame arrived (or we activated)
+	owner atomic.Pointer[Pipe] // the pipe packets read are delivered as
 
 	wmu  sync.Mutex
 	wbuf []byte
