@@ -67,6 +67,9 @@ type Bridge struct {
 	// refused are full JIDs that presented a hashname not pinned for
 	// their account: their datagrams are dropped.
 	refused map[string]bool
+	// ready is closed once sess is set: the session's callbacks may run
+	// before Dial returns.
+	ready chan struct{}
 }
 
 // ErrNodeAway reports a send to a node that is not online.
@@ -163,7 +166,7 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 	if cfg.Mesh == nil {
 		return nil, fmt.Errorf("xmpppipe: no mesh")
 	}
-	b := &Bridge{cfg: cfg, log: cfg.Logger, pins: map[string]map[telehash.Hashname]bool{}, byHN: map[telehash.Hashname]*Pipe{}, byJID: map[string]*Pipe{}, refused: map[string]bool{}}
+	b := &Bridge{cfg: cfg, log: cfg.Logger, pins: map[string]map[telehash.Hashname]bool{}, byHN: map[telehash.Hashname]*Pipe{}, byJID: map[string]*Pipe{}, refused: map[string]bool{}, ready: make(chan struct{})}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
@@ -201,6 +204,7 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 		sc.Logger = cfg.Logger
 	}
 	b.sess, err = xmpp.Dial(ctx, sc)
+	close(b.ready)
 	if err != nil {
 		return nil, err
 	}
@@ -272,6 +276,7 @@ func (b *Bridge) routeLocked(from string) *Pipe {
 
 // onDatagram hands a packet from a pinned account to the mesh.
 func (b *Bridge) onDatagram(from string, pkt []byte) {
+	<-b.ready
 	b.mu.Lock()
 	p := b.routeLocked(from)
 	b.mu.Unlock()
@@ -282,6 +287,7 @@ func (b *Bridge) onDatagram(from string, pkt []byte) {
 
 // onBytestream takes a bytestream a pinned account's node opened.
 func (b *Bridge) onBytestream(from string, c net.Conn) {
+	<-b.ready
 	b.mu.Lock()
 	p := b.routeLocked(from)
 	b.mu.Unlock()
@@ -318,6 +324,7 @@ func (b *Bridge) openStream(p *Pipe, to string) {
 // (when its hashname is pinned for that account), and away from it when
 // it leaves.
 func (b *Bridge) onPeer(peer xmpp.Peer) {
+	<-b.ready
 	hn := telehash.Hashname(peer.Node.Hashname)
 	if !peer.Online {
 		b.mu.Lock()
