@@ -1,6 +1,6 @@
 // Command git-remote-xmpp is the git remote helper for xmpp:: URLs:
 // `git clone xmpp::...`, `git fetch`, `git push` over telehash with an
-// XMPP server as the path. See docs/xmpp.md.
+// XMPP server as the path. See docs/xmpp-remotes.md.
 package main
 
 import (

@@ -27,7 +27,7 @@ git runs it for ` + "`git clone xmpp::...`" + `, git fetch and git push; you do 
 yourself. It carries git's pack protocol over telehash, with the XMPP server as the
 path, to the node of that account whose key the URL pins. It uses the daemon's node
 when one runs for this identity, else logs in as remotedaemon.xmppJID itself (the
-password from git's credential helpers). See docs/xmpp.md.
+password from git's credential helpers). See docs/xmpp-remotes.md.
 `
 
 // onlineWait bounds git-remote-xmpp's wait for the pinned node's

@@ -148,7 +148,10 @@ func dialHost(ctx context.Context, h streamHost, dst string) (net.Conn, error) {
 
 // OpenBytestream opens a SOCKS5 bytestream (XEP-0065, mediated by the
 // server's proxy) to a peer node's full JID: a plain TCP stream to it
-// through the proxy. The server relays the bytes as they are.
+// through the proxy. The server relays the bytes as they are. Prosody
+// 0.12.3's proxy65 may hold back the last chunk it read while the
+// receiver was slow until more bytes come: a protocol on top must send
+// padding after a burst (xmpppipe does).
 func (s *Session) OpenBytestream(ctx context.Context, to string) (net.Conn, error) {
 	tj, err := jid.Parse(to)
 	if err != nil {

@@ -39,6 +39,10 @@ var (
 	ErrClosed       = errors.New("xmpp: session closed")
 )
 
+// sendTimeout bounds a datagram's write when the caller set no deadline:
+// a server that stopped reading must not block a mesh for long.
+const sendTimeout = 5 * time.Second
+
 // eventQueue bounds the events waiting for the callbacks; datagrams
 // beyond it are dropped (telehash retransmits).
 const eventQueue = 4096
@@ -140,8 +144,16 @@ func (s *Session) Send(ctx context.Context, to string, b []byte) error {
 	if cur == nil {
 		return ErrNotConnected
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, sendTimeout)
+		defer cancel()
+	}
 	msg := stanza.Message{To: tj, Type: stanza.NormalMessage}
 	if err := cur.Send(ctx, msg.Wrap(datagramReader(b))); err != nil {
+		// A stanza cut by the deadline leaves the stream broken: end the
+		// connection, the session reconnects.
+		_ = cur.Conn().Close()
 		return fmt.Errorf("xmpp: send to %s: %w", to, err)
 	}
 	s.sent.Add(1)

@@ -177,6 +177,12 @@ func TestIntegrationPeersAndDatagrams(t *testing.T) {
 		t.Fatal("oversized datagram sent")
 	}
 
+	// Every reply we wrote had a valid destination (an empty to="" is
+	// what mellium writes when a stanza struct is encoded).
+	if log := srv.Log(); strings.Contains(log, "invalid destination JID") {
+		t.Fatalf("Prosody got stanzas with an invalid destination:\n%s", log)
+	}
+
 	// A node that leaves is reported offline.
 	a2.Close()
 	deadline := time.Now().Add(5 * time.Second)
@@ -316,6 +322,42 @@ func TestIntegrationReconnect(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("datagram after reconnect not received")
+	}
+}
+
+// TestIntegrationNetworkLoss: the server stops answering (frozen, the
+// TCP connection still open): the ping notices, the session reports
+// down, and reconnects once the server answers again.
+func TestIntegrationNetworkLoss(t *testing.T) {
+	srv := startServer(t)
+	ra := newRecorder()
+	ca := config(srv, "alice", 0)
+	ca.PingInterval, ca.PingTimeout = 200*time.Millisecond, 300*time.Millisecond
+	ra.hook(&ca)
+	dial(t, ca)
+	<-ra.state
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case up := <-ra.state:
+		if up {
+			t.Fatal("up while the server is frozen")
+		}
+	case <-time.After(5 * time.Second):
+		srv.Resume()
+		t.Fatal("a frozen server went unnoticed")
+	}
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case up := <-ra.state:
+		if !up {
+			t.Fatal("second down")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no reconnect after the server came back")
 	}
 }
 

@@ -8,6 +8,7 @@ package xmpppipe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -56,41 +57,58 @@ type Bridge struct {
 	sess *xmpp.Session
 	pins map[string]map[telehash.Hashname]bool // bare JID -> hashnames
 
-	mu    sync.Mutex
-	pipes map[string]*Pipe // by full JID
+	mu sync.Mutex
+	// byHN holds one pipe per pinned node, kept while the node is away
+	// (its JID changes when it reconnects: the mesh's path stays the
+	// same pipe). byJID routes what arrives from a full JID; it also
+	// holds pipes made for datagrams that came before any presence.
+	byHN  map[telehash.Hashname]*Pipe
+	byJID map[string]*Pipe
 	// refused are full JIDs that presented a hashname not pinned for
 	// their account: their datagrams are dropped.
 	refused map[string]bool
+	// ready is closed once sess is set: the session's callbacks may run
+	// before Dial returns.
+	ready chan struct{}
 }
 
-// Pipe is one peer node's full JID as a telehash path.
+// ErrNodeAway reports a send to a node that is not online.
+var ErrNodeAway = errors.New("xmpppipe: node not online")
+
+// Pipe is a peer node as a telehash path: packets go to its current full
+// JID, over a SOCKS5 bytestream when one is up, in messages otherwise.
 type Pipe struct {
-	b   *Bridge
-	jid string
-	// Hashname is the pinned node announced at jid ("" until presence
-	// validated it: datagrams from it still reach the mesh, which
-	// authenticates them).
-	hn telehash.Hashname
-	// fc is the SOCKS5 bytestream to the node, when one is up: packets
-	// go over it, and over messages otherwise.
+	b  *Bridge
+	hn telehash.Hashname // "" for a pipe made for early datagrams
+	mu sync.Mutex
+	to string // current full JID, "" while away
 	fc atomic.Pointer[framed]
 }
 
 var _ telehash.Pipe = (*Pipe)(nil)
 
-// Send sends one packet as a datagram message. It blocks while the
-// server is slow to read (TCP flow control), never longer than the
-// connection lives.
+func (p *Pipe) target() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.to
+}
+
+// Send sends one packet. It blocks while the server is slow to read
+// (TCP flow control), a bounded time.
 func (p *Pipe) Send(b []byte) error {
 	if fc := p.fc.Load(); fc != nil && fc.ready.Load() {
 		err := fc.send(b)
 		if err == nil {
 			return nil
 		}
-		p.b.log.Info("xmpppipe: bytestream failed, back to messages", "jid", p.jid, "err", err)
+		p.b.log.Info("xmpppipe: bytestream failed, back to messages", "pipe", p, "err", err)
 		p.dropStream(fc)
 	}
-	return p.b.sess.Send(context.Background(), p.jid, b)
+	to := p.target()
+	if to == "" {
+		return ErrNodeAway
+	}
+	return p.b.sess.Send(context.Background(), to, b)
 }
 
 // Bytestream reports whether packets to the node go over a bytestream.
@@ -105,11 +123,24 @@ func (p *Pipe) attach(c net.Conn, ready bool) {
 	if old := p.fc.Swap(fc); old != nil {
 		old.close()
 	}
+	fc.owner.Store(p)
 	go func() {
-		err := fc.readLoop(func(pkt []byte) { p.b.cfg.Mesh.Receive(pkt, p) })
-		p.b.log.Debug("xmpppipe: bytestream ended", "jid", p.jid, "err", err)
-		p.dropStream(fc)
+		err := fc.readLoop(func(pkt []byte) { p.b.cfg.Mesh.Receive(pkt, fc.owner.Load()) })
+		p.b.log.Debug("xmpppipe: bytestream ended", "pipe", fc.owner.Load(), "err", err)
+		fc.owner.Load().dropStream(fc)
 	}()
+}
+
+// takeStream moves q's bytestream, if any, to p.
+func (p *Pipe) takeStream(q *Pipe) {
+	fc := q.fc.Swap(nil)
+	if fc == nil {
+		return
+	}
+	fc.owner.Store(p)
+	if old := p.fc.Swap(fc); old != nil {
+		old.close()
+	}
 }
 
 func (p *Pipe) dropStream(fc *framed) {
@@ -117,14 +148,25 @@ func (p *Pipe) dropStream(fc *framed) {
 	fc.close()
 }
 
-func (p *Pipe) String() string { return "xmpp:" + p.jid }
+func (p *Pipe) dropAnyStream() {
+	if fc := p.fc.Load(); fc != nil {
+		p.dropStream(fc)
+	}
+}
+
+func (p *Pipe) String() string {
+	if p.hn != "" {
+		return "xmpp:" + string(p.hn[:8]) + "@" + p.target()
+	}
+	return "xmpp:" + p.target()
+}
 
 // New connects the session and starts bridging. Close stops it.
 func New(ctx context.Context, cfg Config) (*Bridge, error) {
 	if cfg.Mesh == nil {
 		return nil, fmt.Errorf("xmpppipe: no mesh")
 	}
-	b := &Bridge{cfg: cfg, log: cfg.Logger, pins: map[string]map[telehash.Hashname]bool{}, pipes: map[string]*Pipe{}, refused: map[string]bool{}}
+	b := &Bridge{cfg: cfg, log: cfg.Logger, pins: map[string]map[telehash.Hashname]bool{}, byHN: map[telehash.Hashname]*Pipe{}, byJID: map[string]*Pipe{}, refused: map[string]bool{}, ready: make(chan struct{})}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
@@ -162,6 +204,7 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 		sc.Logger = cfg.Logger
 	}
 	b.sess, err = xmpp.Dial(ctx, sc)
+	close(b.ready)
 	if err != nil {
 		return nil, err
 	}
@@ -175,31 +218,37 @@ func (b *Bridge) Session() *xmpp.Session { return b.sess }
 func (b *Bridge) Close() error {
 	err := b.sess.Close()
 	b.mu.Lock()
-	pipes := b.pipes
-	b.pipes = map[string]*Pipe{}
+	byHN, byJID := b.byHN, b.byJID
+	b.byHN, b.byJID = map[telehash.Hashname]*Pipe{}, map[string]*Pipe{}
 	b.mu.Unlock()
-	for _, p := range pipes {
-		if fc := p.fc.Load(); fc != nil {
-			p.dropStream(fc)
-		}
-		if p.hn != "" {
-			b.cfg.Mesh.RemovePipe(p.hn, p)
-		}
+	for _, p := range byJID {
+		p.dropAnyStream()
+	}
+	for hn, p := range byHN {
+		p.dropAnyStream()
+		b.cfg.Mesh.RemovePipe(hn, p)
 	}
 	return err
 }
 
-// Online returns the pinned nodes online now, by hashname.
+// Online returns the pinned nodes online now: hashname to full JID.
 func (b *Bridge) Online() map[telehash.Hashname]string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	m := map[telehash.Hashname]string{}
-	for j, p := range b.pipes {
-		if p.hn != "" {
-			m[p.hn] = j
+	for hn, p := range b.byHN {
+		if to := p.target(); to != "" {
+			m[hn] = to
 		}
 	}
 	return m
+}
+
+// Pipe returns the pipe that carries packets to a node's full JID, or nil.
+func (b *Bridge) Pipe(jid string) *Pipe {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.byJID[jid]
 }
 
 func bareOf(full string) string {
@@ -210,35 +259,57 @@ func bareOf(full string) string {
 	return j.Bare().String()
 }
 
-// onDatagram hands a packet from a pinned account to the mesh, over the
-// pipe of the sender's full JID (made on first use: a handshake may
-// arrive before the sender's presence).
-func (b *Bridge) onDatagram(from string, pkt []byte) {
-	if b.pins[bareOf(from)] == nil {
-		return
+// routeLocked returns the pipe for packets from a full JID of a pinned
+// account, making one for a node not announced yet (a handshake may
+// arrive before its presence; the mesh authenticates it). nil: refused.
+func (b *Bridge) routeLocked(from string) *Pipe {
+	if b.pins[bareOf(from)] == nil || b.refused[from] {
+		return nil
 	}
-	b.mu.Lock()
-	if b.refused[from] {
-		b.mu.Unlock()
-		return
-	}
-	p := b.pipes[from]
+	p := b.byJID[from]
 	if p == nil {
-		p = &Pipe{b: b, jid: from}
-		b.pipes[from] = p
+		p = &Pipe{b: b, to: from}
+		b.byJID[from] = p
 	}
+	return p
+}
+
+// onDatagram hands a packet from a pinned account to the mesh.
+func (b *Bridge) onDatagram(from string, pkt []byte) {
+	<-b.ready
+	b.mu.Lock()
+	p := b.routeLocked(from)
 	b.mu.Unlock()
-	b.cfg.Mesh.Receive(pkt, p)
+	if p != nil {
+		b.cfg.Mesh.Receive(pkt, p)
+	}
+}
+
+// onBytestream takes a bytestream a pinned account's node opened.
+func (b *Bridge) onBytestream(from string, c net.Conn) {
+	<-b.ready
+	b.mu.Lock()
+	p := b.routeLocked(from)
+	b.mu.Unlock()
+	if p == nil {
+		c.Close()
+		return
+	}
+	p.attach(c, false)
 }
 
 // openStream opens a bytestream to p's node; without one (no proxy,
 // refused) packets stay in messages.
-func (b *Bridge) openStream(p *Pipe) {
+func (b *Bridge) openStream(p *Pipe, to string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	c, err := b.sess.OpenBytestream(ctx, p.jid)
+	c, err := b.sess.OpenBytestream(ctx, to)
 	if err != nil {
-		b.log.Info("xmpppipe: no bytestream, packets stay in messages", "jid", p.jid, "err", err)
+		b.log.Info("xmpppipe: no bytestream, packets stay in messages", "jid", to, "err", err)
+		return
+	}
+	if p.target() != to {
+		c.Close() // the node moved meanwhile
 		return
 	}
 	p.attach(c, true)
@@ -246,42 +317,36 @@ func (b *Bridge) openStream(p *Pipe) {
 	if fc := p.fc.Load(); fc != nil {
 		_ = fc.send(nil)
 	}
-	b.log.Debug("xmpppipe: bytestream up", "jid", p.jid)
+	b.log.Debug("xmpppipe: bytestream up", "jid", to)
 }
 
-// onBytestream takes a bytestream a pinned account's node opened.
-func (b *Bridge) onBytestream(from string, c net.Conn) {
-	if b.pins[bareOf(from)] == nil {
-		c.Close()
-		return
-	}
-	b.mu.Lock()
-	if b.refused[from] {
-		b.mu.Unlock()
-		c.Close()
-		return
-	}
-	p := b.pipes[from]
-	if p == nil {
-		p = &Pipe{b: b, jid: from}
-		b.pipes[from] = p
-	}
-	b.mu.Unlock()
-	p.attach(c, false)
-}
-
-// Pipe returns the pipe of a node's full JID, or nil.
-func (b *Bridge) Pipe(jid string) *Pipe {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.pipes[jid]
-}
-
-// onPeer offers the pipe of a node whose hashname is pinned for its
-// account, and withdraws it when the node goes away.
+// onPeer points the node's pipe at the full JID it announced itself on
+// (when its hashname is pinned for that account), and away from it when
+// it leaves.
 func (b *Bridge) onPeer(peer xmpp.Peer) {
+	<-b.ready
 	hn := telehash.Hashname(peer.Node.Hashname)
-	if peer.Online && !b.pins[bareOf(peer.JID)][hn] {
+	if !peer.Online {
+		b.mu.Lock()
+		delete(b.refused, peer.JID)
+		p := b.byJID[peer.JID]
+		delete(b.byJID, peer.JID)
+		b.mu.Unlock()
+		if p == nil {
+			return
+		}
+		p.dropAnyStream()
+		p.mu.Lock()
+		if p.to == peer.JID {
+			p.to = ""
+		}
+		p.mu.Unlock()
+		if p.hn != "" && b.cfg.OnPeer != nil {
+			b.cfg.OnPeer(p.hn, peer.JID, false)
+		}
+		return
+	}
+	if !b.pins[bareOf(peer.JID)][hn] {
 		b.mu.Lock()
 		b.refused[peer.JID] = true
 		b.mu.Unlock()
@@ -291,48 +356,37 @@ func (b *Bridge) onPeer(peer xmpp.Peer) {
 	}
 	b.mu.Lock()
 	delete(b.refused, peer.JID)
-	p := b.pipes[peer.JID]
-	if !peer.Online {
-		if p == nil {
-			b.mu.Unlock()
-			return
-		}
-		delete(b.pipes, peer.JID)
-		b.mu.Unlock()
-		if fc := p.fc.Load(); fc != nil {
-			p.dropStream(fc)
-		}
-		if p.hn != "" {
-			b.cfg.Mesh.RemovePipe(p.hn, p)
-		}
-		if b.cfg.OnPeer != nil && p.hn != "" {
-			b.cfg.OnPeer(p.hn, peer.JID, false)
-		}
-		return
+	p := b.byHN[hn]
+	added := p == nil
+	if added {
+		p = &Pipe{b: b, hn: hn}
+		b.byHN[hn] = p
 	}
-	fresh := false
-	switch {
-	case p != nil && p.hn == "":
-		// Made for datagrams that came before the presence.
-		p.hn, fresh = hn, true
-	case p == nil || p.hn != hn:
-		if p != nil {
-			b.cfg.Mesh.RemovePipe(p.hn, p)
-			if fc := p.fc.Load(); fc != nil {
-				p.dropStream(fc)
-			}
-		}
-		// A new Pipe value: the mesh keys paths by pipe, and one pipe
-		// never serves two hashnames.
-		p = &Pipe{b: b, jid: peer.JID, hn: hn}
-		b.pipes[peer.JID] = p
-		fresh = true
-	}
+	early := b.byJID[peer.JID]
+	b.byJID[peer.JID] = p
+	p.mu.Lock()
+	moved := p.to != peer.JID
+	p.to = peer.JID
+	p.mu.Unlock()
 	b.mu.Unlock()
-	b.cfg.Mesh.AddPipe(hn, p)
-	// One side opens the bytestream: the one with the smaller full JID.
-	if fresh && !b.cfg.NoBytestreams && b.sess.LocalJID() < peer.JID && p.fc.Load() == nil {
-		go b.openStream(p)
+	if moved {
+		p.dropAnyStream()
+	}
+	if early != nil && early != p {
+		// What came before the presence went over a pipe of its own: its
+		// bytestream moves here, and it is offered too so that the
+		// mesh's current path keeps working.
+		p.takeStream(early)
+		b.cfg.Mesh.AddPipe(hn, early)
+	}
+	if added {
+		b.cfg.Mesh.AddPipe(hn, p)
+	}
+	if moved && p.fc.Load() == nil {
+		// One side opens the bytestream: the one with the smaller full JID.
+		if !b.cfg.NoBytestreams && b.sess.LocalJID() < peer.JID {
+			go b.openStream(p, peer.JID)
+		}
 	}
 	if b.cfg.OnPeer != nil {
 		b.cfg.OnPeer(hn, peer.JID, true)

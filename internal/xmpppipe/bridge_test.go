@@ -85,11 +85,16 @@ func waitOnline(t testing.TB, b *Bridge, hn telehash.Hashname) {
 // pair links mesh a (alice) to mesh b (bob) with XMPP as the only path:
 // messages only, or a SOCKS5 bytestream through the proxy too.
 func pair(t testing.TB, bytestreams bool) (a, b *telehash.Mesh) {
-	srv := server(t)
+	a, b, _, _ = pairServer(t, bytestreams)
+	return a, b
+}
+
+func pairServer(t testing.TB, bytestreams bool) (a, b *telehash.Mesh, srv *xmpptest.Server, ba *Bridge) {
+	srv = server(t)
 	var ma, mb *telehash.Mesh
 	ma = newMesh(t, nil)
 	mb = newMesh(t, func(h telehash.Hashname) bool { return h == ma.Hashname() })
-	ba := bridgeOpts(t, srv, "alice", ma, !bytestreams, Pin{JID: srv.JID("bob"), Hashname: mb.Hashname()})
+	ba = bridgeOpts(t, srv, "alice", ma, !bytestreams, Pin{JID: srv.JID("bob"), Hashname: mb.Hashname()})
 	bb := bridgeOpts(t, srv, "bob", mb, !bytestreams, Pin{JID: srv.JID("alice"), Hashname: ma.Hashname()})
 	waitOnline(t, ba, mb.Hashname())
 	waitOnline(t, bb, ma.Hashname())
@@ -112,7 +117,7 @@ func pair(t testing.TB, bytestreams bool) (a, b *telehash.Mesh) {
 	if _, err := ma.Link(ctx, telehash.LinkInfo{Keys: mb.LinkInfo().Keys}); err != nil {
 		t.Fatal(err)
 	}
-	return ma, mb
+	return ma, mb, srv, ba
 }
 
 // streamBothWays sends n bytes from a to b on a stream, then n back, and
@@ -199,6 +204,31 @@ func TestIntegrationStreamOverBytestream(t *testing.T) {
 	const n = 10 << 20
 	up, down := streamBothWays(t, a, b, n)
 	t.Logf("10 MiB over telehash over a SOCKS5 bytestream (Prosody proxy65): a->b %.2f MB/s, b->a %.2f MB/s", mbps(n, up), mbps(n, down))
+}
+
+// TestIntegrationServerRestart: the server restarts under a linked pair;
+// the sessions reconnect, the nodes' new JIDs become the pipes, and the
+// link carries streams again.
+func TestIntegrationServerRestart(t *testing.T) {
+	for _, bs := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bytestreams=%v", bs), func(t *testing.T) {
+			a, b, srv, ba := pairServer(t, bs)
+			streamBothWays(t, a, b, 64<<10)
+			old := ba.Online()[b.Hashname()]
+			srv.Stop()
+			if err := srv.Restart(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(15 * time.Second)
+			for j := ba.Online()[b.Hashname()]; j == "" || j == old; j = ba.Online()[b.Hashname()] {
+				if time.Now().After(deadline) {
+					t.Fatal("peer node not back after the restart")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			streamBothWays(t, a, b, 256<<10)
+		})
+	}
 }
 
 // TestIntegrationWrongPinRefused: bob's node presents a hashname that is

@@ -25,7 +25,8 @@ var nudges = []time.Duration{5 * time.Millisecond, 50 * time.Millisecond, 250 * 
 // initiator's first frame, nudges).
 type framed struct {
 	c     net.Conn
-	ready atomic.Bool // the peer's first frame arrived (or we activated)
+	ready atomic.Bool          // the peer's first frame arrived (or we activated)
+	owner atomic.Pointer[Pipe] // the pipe packets read are delivered as
 
 	wmu  sync.Mutex
 	wbuf []byte
@@ -48,8 +49,7 @@ func (f *framed) send(b []byte) error {
 		return fmt.Errorf("xmpppipe: frame of %d bytes", len(b))
 	}
 	f.wmu.Lock()
-	f.wbuf = binary.BigEndian.AppendUint16(f.wbuf[:0], uint16(len(b)))
-	f.wbuf = append(f.wbuf, b...)
+	f.wbuf = appendFrame(f.wbuf[:0], b)
 	_, err := f.c.Write(f.wbuf)
 	f.wmu.Unlock()
 	if err != nil {
@@ -93,18 +93,24 @@ func (f *framed) nudger() {
 
 // readLoop delivers the peer's frames until the stream ends.
 func (f *framed) readLoop(deliver func([]byte)) error {
+	return readFrames(f.c, func() { f.ready.Store(true) }, deliver)
+}
+
+// readFrames reads frames from r: seen is called for every frame,
+// deliver for every non-empty one (its buffer is reused afterwards).
+func readFrames(r io.Reader, seen func(), deliver func([]byte)) error {
 	var hdr [2]byte
 	buf := make([]byte, maxFrame)
 	for {
-		if _, err := io.ReadFull(f.c, hdr[:]); err != nil {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			return err
 		}
-		f.ready.Store(true)
+		seen()
 		n := int(binary.BigEndian.Uint16(hdr[:]))
 		if n == 0 {
 			continue
 		}
-		if _, err := io.ReadFull(f.c, buf[:n]); err != nil {
+		if _, err := io.ReadFull(r, buf[:n]); err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
@@ -112,6 +118,12 @@ func (f *framed) readLoop(deliver func([]byte)) error {
 		}
 		deliver(buf[:n])
 	}
+}
+
+// appendFrame appends b as a frame.
+func appendFrame(dst, b []byte) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(b)))
+	return append(dst, b...)
 }
 
 func (f *framed) close() {

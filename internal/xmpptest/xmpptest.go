@@ -277,6 +277,7 @@ func (s *Server) stopLocked() {
 	if s.cmd == nil {
 		return
 	}
+	_ = s.cmd.Process.Signal(syscall.SIGCONT) // a paused server cannot stop
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.done:
@@ -285,6 +286,25 @@ func (s *Server) stopLocked() {
 		<-s.done
 	}
 	s.cmd, s.done = nil, nil
+}
+
+// Pause freezes the server (SIGSTOP): connections stay open but nothing
+// is answered, as when the network is lost. Resume thaws it.
+func (s *Server) Pause() error { return s.signal(syscall.SIGSTOP) }
+
+// Resume: see Pause.
+func (s *Server) Resume() error { return s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return fmt.Errorf("xmpptest: prosody not running")
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("xmpptest: %v: %w", sig, err)
+	}
+	return nil
 }
 
 // Close stops the server and removes its directory.
