@@ -196,6 +196,9 @@ func (r *runner) watchLoop(ctx context.Context, w transport.Watcher) {
 			wait = ra.After
 		}
 		var tr *transport.Transient
+		if errors.As(err, &tr) && tr.Now {
+			wait = 0
+		}
 		if errors.As(err, &tr) {
 			r.report("watch", protocol.Status{Remote: name, Text: "waiting: " + tr.Waiting})
 		} else {

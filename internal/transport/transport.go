@@ -167,6 +167,9 @@ type Transient struct {
 	Err error
 	// Waiting says what the daemon waits for, for the STATUS line.
 	Waiting string
+	// Now retries at once, without backoff: the watcher's next Watch
+	// waits by itself until the peer is back (an xmpp:: node's presence).
+	Now bool
 }
 
 func (e *Transient) Error() string { return e.Err.Error() }

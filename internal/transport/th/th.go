@@ -81,6 +81,10 @@ type watcher struct {
 	d    *Dialer
 	addr thnode.Addr
 	env  transport.Env
+	// lastNow is when an error last asked for an immediate retry, nows
+	// how many did since ten seconds before.
+	lastNow time.Time
+	nows    int
 }
 
 // PingEvery and DeadAfter: as for ssh, a silent peer is given up on.
@@ -131,8 +135,28 @@ func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error 
 			// streams (a fetch) just fine.
 			node.Unlink(w.addr.Hashname)
 		}
-		return classify(err)
+		return w.retryNow(classify(err))
 	}
+}
+
+// retryNow lets an xmpp:: node that restarted (its session reset) be
+// dialed again at once, as one that went offline is: the dial waits for
+// its presence. A reset at most three times within ten seconds: a node
+// resetting again and again gets the daemon's backoff.
+func (w *watcher) retryNow(err error) error {
+	var tr *transport.Transient
+	if w.addr.XMPP == "" || !errors.As(err, &tr) {
+		return err
+	}
+	if !tr.Now && errors.Is(err, telehash.ErrSessionReset) {
+		if time.Since(w.lastNow) > 10*time.Second {
+			w.nows = 0
+		}
+		w.nows++
+		tr.Now = w.nows <= 3
+		w.lastNow = time.Now()
+	}
+	return err
 }
 
 // errNoAnswer is wrapped when the peer stopped answering pings.
@@ -144,7 +168,7 @@ var errNoAnswer = notify.ErrNoAnswer
 // the peer's node (internal/thnode) aborting the stream.
 func classify(err error) error {
 	var ce *telehash.ChannelError
-	waiting := ""
+	waiting, now := "", false
 	switch {
 	case err == nil:
 		return nil
@@ -154,7 +178,8 @@ func classify(err error) error {
 		waiting = "the peer's daemon stopped"
 	case errors.Is(err, thnode.ErrXMPPOffline), strings.Contains(err.Error(), thnode.ErrXMPPOffline.Error()), // also through the host's socket
 		strings.Contains(err.Error(), thnode.ReasonXMPPOffline):
-		waiting = "the peer's node is offline"
+		// The next Watch waits for its presence: no backoff on top.
+		waiting, now = "the peer's node is offline", true
 	case errors.Is(err, thnode.ErrXMPPNotPinned), strings.Contains(err.Error(), thnode.ErrXMPPNotPinned.Error()):
 		waiting = "this identity's node has not logged in with this remote's peers yet"
 	case errors.Is(err, telehash.ErrSessionReset):
@@ -165,7 +190,7 @@ func classify(err error) error {
 	default:
 		return err
 	}
-	return &transport.Transient{Err: err, Waiting: waiting}
+	return &transport.Transient{Err: err, Waiting: waiting, Now: now}
 }
 
 func (w *watcher) watch(ctx context.Context, node thnode.Link, fn func(watch.Update) error) error {
