@@ -79,7 +79,9 @@ func Daemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				Name:  "address",
 				Usage: "print the th:: URLs by which other nodes reach this one, one per line",
 				Description: "Outside a repository: the user identity's URL (hashname and key). Inside one: the\n" +
-					"repository's identity with each path it listens on (remotedaemon.thListen).",
+					"repository's identity with each path it listens on (remotedaemon.thListen) and the\n" +
+					"repository's id (repo=, remotedaemon.thRepo or a random one), which picks it among the\n" +
+					"repositories that share the identity's node.",
 				Action: addressCmd,
 			},
 			{
