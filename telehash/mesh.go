@@ -117,8 +117,27 @@ type MeshOptions struct {
 	HandshakeQueue   int
 	// Rand is the randomness source (default crypto/rand.Reader).
 	Rand io.Reader
-	// Routing (router.go): see RoutingOptions.
-	RoutingOptions
+
+	// Routing (router.go, relay.go).
+	// Router makes the mesh answer peer requests: introduce peers and
+	// relay their packets. Off by default.
+	Router bool
+	// RouteFor says whom the router routes for: it introduces A to B only
+	// when RouteFor admits both (and has links to both). nil admits
+	// every peer the mesh has a link with (those Allow or Link admitted),
+	// which is what telehash-js does. A node's own owner should pass the
+	// peers it trusts (the daemon: the peers named in its config).
+	RouteFor func(Hashname) bool
+	// RelayRate bounds the bytes a second relayed for one pair of peers
+	// (default 4 MiB/s; a burst of a second's worth); more is dropped.
+	RelayRate int
+	// MaxRelays bounds the relayed routes kept (default 1024): one per
+	// introduced side and session.
+	MaxRelays int
+	// RouterKeepalive is how often a node sends keepalives to the routers
+	// it uses (AddRouter), to keep its NAT's mapping open (default 20 s,
+	// or Keepalive if shorter).
+	RouterKeepalive time.Duration
 }
 
 func (o *MeshOptions) setDefaults() {
@@ -168,7 +187,7 @@ func (o *MeshOptions) setDefaults() {
 	if o.HandshakeQueue <= 0 {
 		o.HandshakeQueue = 64
 	}
-	o.RoutingOptions.setDefaults(o.Keepalive)
+	o.setRoutingDefaults()
 }
 
 // maxSources bounds the per-source handshake buckets.

@@ -17,30 +17,8 @@ import (
 // routing token (the one R saw in that side's handshake), as telehash-js
 // does. R reads nothing of them.
 
-// RoutingOptions configure routing (a MeshOptions part).
-type RoutingOptions struct {
-	// Router makes the mesh answer peer requests: introduce peers and
-	// relay their packets. Off by default.
-	Router bool
-	// RouteFor says whom the router routes for: it introduces A to B only
-	// when RouteFor admits both (and has links to both). nil admits
-	// every peer the mesh has a link with (those Allow or Link admitted),
-	// which is what telehash-js does. A node's own owner should pass the
-	// peers it trusts (the daemon: the peers named in its config).
-	RouteFor func(Hashname) bool
-	// RelayRate bounds the bytes a second relayed for one pair of peers
-	// (default 4 MiB/s; a burst of a second's worth); more is dropped.
-	RelayRate int
-	// MaxRelays bounds the relayed routes kept (default 1024): one per
-	// introduced side and session.
-	MaxRelays int
-	// RouterKeepalive is how often a node sends keepalives to the routers
-	// it uses (AddRouter), to keep its NAT's mapping open (default 20 s,
-	// or Keepalive if shorter).
-	RouterKeepalive time.Duration
-}
-
-func (o *RoutingOptions) setDefaults(keepalive time.Duration) {
+// setRoutingDefaults sets the defaults of the routing options.
+func (o *MeshOptions) setRoutingDefaults() {
 	if o.RelayRate <= 0 {
 		o.RelayRate = 4 << 20
 	}
@@ -48,7 +26,7 @@ func (o *RoutingOptions) setDefaults(keepalive time.Duration) {
 		o.MaxRelays = 1024
 	}
 	if o.RouterKeepalive <= 0 {
-		o.RouterKeepalive = min(20*time.Second, keepalive)
+		o.RouterKeepalive = min(20*time.Second, o.Keepalive)
 	}
 }
 

@@ -3,6 +3,7 @@ package telehash
 import (
 	"context"
 	"errors"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -83,9 +84,7 @@ func TestRouterRelayOnly(t *testing.T) {
 	if s.Relayed < 1500 || s.PeerRequests == 0 {
 		t.Fatalf("router stats %+v: want >= 1500 packets relayed", s.RoutingStats)
 	}
-	if w.b.Stats().Punches == 0 {
-		t.Fatal("b never tried a's address")
-	}
+	waitFor(t, "b tries a's address", func() bool { return w.b.Stats().Punches > 0 })
 	t.Logf("router: %+v", s.RoutingStats)
 }
 
@@ -231,5 +230,80 @@ func TestLinkVia(t *testing.T) {
 	runStreamPair(t, a, b, 64<<10)
 	if r.Stats().Relayed == 0 {
 		t.Fatal("nothing relayed")
+	}
+}
+
+// TestPreferDirect: a fresh packet over a pipe does not take the path
+// from a UDP path that brought one within directHold; UDP always does.
+func TestPreferDirect(t *testing.T) {
+	m := newTestMesh(t, "prefer", fastOpts())
+	x, err := NewExchange(newDetRand("x"), m.id, mustIdentity(t, "prefer-peer").Key(CS3a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPeer(m, "peer", x)
+	udp := udpPath(netipAddrPort("127.0.0.1:9"))
+	pipe := pipePath(&memPipe{name: "pipe"})
+	p.received(pipe)
+	if p.path() != pipe {
+		t.Fatalf("first path %v, want the pipe", p.path())
+	}
+	p.received(udp)
+	if p.path() != udp {
+		t.Fatalf("path %v, want UDP at once", p.path())
+	}
+	p.received(pipe)
+	if p.path() != udp {
+		t.Fatalf("path %v: the pipe took it from a working UDP path", p.path())
+	}
+	p.lastDirect.Store(time.Now().Add(-directHold).UnixNano())
+	p.received(pipe)
+	if p.path() != pipe {
+		t.Fatalf("path %v: the pipe did not take it from a silent UDP path", p.path())
+	}
+}
+
+// TestRelayOnlyFromPartner: packets bearing a relayed token are forwarded
+// only when they come from the other side's own path: a stranger who
+// learnt a token cannot use the router to reach the peer.
+func TestRelayOnlyFromPartner(t *testing.T) {
+	w := newRoutedWorld(t, "partner", nil, true)
+	w.link(t)
+	w.r.routing.mu.Lock()
+	var toks []Token
+	for tok := range w.r.routing.routes {
+		toks = append(toks, tok)
+	}
+	w.r.routing.mu.Unlock()
+	if len(toks) == 0 {
+		t.Fatal("router has no routes")
+	}
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	before := w.r.Stats()
+	bBefore, aBefore := w.b.Stats().Received, w.a.Stats().Received
+	for _, tok := range toks {
+		pkt := append(append([]byte{0, 0}, tok[:]...), make([]byte, 60)...)
+		c, err := Cloak(newDetRand("s"), pkt, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.WriteToUDPAddrPort(c, w.r.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "router drops", func() bool {
+		return w.r.Stats().RelayDropped >= before.RelayDropped+uint64(len(toks))
+	})
+	if got := w.r.Stats().Relayed; got != before.Relayed {
+		t.Fatalf("router relayed %d packets from a stranger", got-before.Relayed)
+	}
+	time.Sleep(50 * time.Millisecond)
+	// Keepalives may still arrive; what the stranger sent must not.
+	if da, db := w.a.Stats().Received-aBefore, w.b.Stats().Received-bBefore; da+db > 20 {
+		t.Fatalf("a and b received %d and %d packets", da, db)
 	}
 }

@@ -29,6 +29,13 @@ func addressCmd(c *cli.Context) error {
 	}
 	// The shortest form: the cs3a key and the digests of long keys.
 	a := thnode.Addr{Hashname: id.Hashname(), Keys: id.Keys()}.Short()
+	if inRepo {
+		// Peers name the repository when the node serves several that
+		// allow them (one node per identity, shared by its daemons).
+		if a.Repo, err = thnode.RepoID(cfg, repo.CommonDir); err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
+	}
 	listen, _ := cfg.Get("remotedaemon.thlisten")
 	if !inRepo || listen == "" {
 		if inRepo {

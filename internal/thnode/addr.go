@@ -18,7 +18,8 @@
 // prints that shortest form (a key shorter than its digest, such as a
 // 1a key, stays a key). Each udp4 or udp6 parameter is a path the node
 // listens on; an IPv4-mapped IPv6 address is taken as udp4, and zones
-// are refused. The form mirrors telehash-js's link URIs
+// are refused. repo names one of the repositories the node serves (see
+// RepoID), for a peer that several of them allow. The form mirrors telehash-js's link URIs
 // (`link://ip:port?cs3a=...`).
 package thnode
 
@@ -49,6 +50,9 @@ type Addr struct {
 	Intermediates map[string]string
 	// Paths are the UDP endpoints (IPv4 or IPv6) the node listens on.
 	Paths []netip.AddrPort
+	// Repo names the repository asked for among those the node serves
+	// ("": the one that allows us).
+	Repo string
 }
 
 // ParseAddr parses a th:: URL, with or without the "th::" prefix.
@@ -95,6 +99,11 @@ func ParseAddr(s string) (Addr, error) {
 				a.Intermediates = map[string]string{}
 			}
 			a.Intermediates[k[2:]] = vs[0]
+		case k == "repo":
+			if len(vs) != 1 || !validRepoID(vs[0]) {
+				return a, fmt.Errorf("%w: repo %q is not 1 to 64 of a-z, 0-9, '.', '_', '-'", ErrMalformedAddr, clip(strings.Join(vs, ",")))
+			}
+			a.Repo = vs[0]
 		case strings.HasPrefix(k, "cs") && len(k) == 4:
 			if len(vs) != 1 {
 				return a, fmt.Errorf("%w: %s given %d times", ErrMalformedAddr, k, len(vs))
@@ -151,6 +160,9 @@ func (a Addr) String() string {
 	}
 	for _, p := range a.Paths {
 		q = append(q, pathType(p)+"="+p.String())
+	}
+	if a.Repo != "" {
+		q = append(q, "repo="+a.Repo)
 	}
 	s := Scheme + string(a.Hashname)
 	if len(q) > 0 {
