@@ -19,8 +19,14 @@ import (
 
 // DefaultMaxWatches caps the watches of one stream unless
 // ServerOptions.MaxWatches says otherwise: a WATCH beyond it is answered
-// "ERROR <id> too many watches (256)".
-const DefaultMaxWatches = 256
+// "ERROR <id> too many watches (4096)". One process on the far side of
+// ssh serves every remote of a daemon on that host: a daemon with a
+// thousand remotes there needs a thousand watches on one stream. (It was
+// 256, which split 300 repositories over two processes and left remotes
+// past the 256th unwatched.) A watch costs a few hundred bytes beyond the
+// first of its repository; a repository, one goroutine and a few inotify
+// watches (its git directory and refs directories).
+const DefaultMaxWatches = 4096
 
 // ServerOptions configure Serve.
 type ServerOptions struct {
