@@ -5,14 +5,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/git-remote-daemon/git-remote-daemon/internal/sshtest"
 )
 
 // manyRemotes is how many ssh remotes BenchmarkSSHManyRemotes watches:
@@ -61,80 +59,11 @@ func BenchmarkSSHManyRemotes(b *testing.B) {
 	if err != nil {
 		b.Fatalf("git-remote-daemon not on PATH (testscript.Main puts it there): %v", err)
 	}
-	srv := sshtest.Start(b)
-	dir := b.TempDir()
-	gitEnv := isolatedEnv(dir)
-	git := func(d string, args ...string) string { b.Helper(); return runCmd(b, gitEnv, d, "git", args...) }
-
-	// Wrappers on the daemon's PATH that log each run: git, ssh, and
-	// the far side's command (its pid, for its CPU).
-	bin, logs := filepath.Join(dir, "bin"), filepath.Join(dir, "logs")
-	for _, d := range []string{bin, logs} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			b.Fatal(err)
-		}
-	}
-	for _, prog := range []string{"git", "ssh"} {
-		real, err := exec.LookPath(prog)
-		if err != nil {
-			b.Fatal(err)
-		}
-		w := fmt.Sprintf("#!/bin/sh\necho $$ >>'%s'\nexec '%s' \"$@\"\n", filepath.Join(logs, prog), real)
-		if err := os.WriteFile(filepath.Join(bin, prog), []byte(w), 0o755); err != nil {
-			b.Fatal(err)
-		}
-	}
-	farLog := filepath.Join(logs, "far")
-	farCmd := fmt.Sprintf("echo $$ >>'%s'; exec '%s' notify-changes", farLog, grd)
-
-	// src: a chain of commits c0..cN; every remote starts at c0.
-	src := filepath.Join(dir, "src")
-	git(dir, "init", "-q", "-b", "main", src)
-	runCmd(b, gitEnv, src, "bash", "-c", fmt.Sprintf(
-		"for i in $(seq 0 %d); do git commit -q --allow-empty -m $i; done", b.N))
-	shas := strings.Fields(git(src, "rev-list", "--reverse", "main"))
-	index := map[string]int{}
-	for i, s := range shas {
-		index[s] = i
-	}
-	tmpl := filepath.Join(dir, "template.git")
-	git(dir, "init", "-q", "--bare", tmpl)
-	git(src, "push", "-q", tmpl, shas[0]+":refs/heads/main")
-	names := make([]string, n)
-	repos := make([]string, n)
-	var cfg, refs strings.Builder
-	for i := range repos {
-		names[i] = fmt.Sprintf("r%04d", i)
-		repos[i] = filepath.Join(dir, "remotes", names[i]+".git")
-		if err := os.CopyFS(repos[i], os.DirFS(tmpl)); err != nil {
-			b.Fatal(err)
-		}
-		fmt.Fprintf(&cfg, "[remote %q]\n\turl = %s\n\tfetch = +refs/heads/*:refs/remotes/%s/*\n\tdaemonCommand = %q\n",
-			names[i], srv.URL(repos[i]), names[i], farCmd)
-		fmt.Fprintf(&refs, "create refs/remotes/%s/main %s\n", names[i], shas[0])
-	}
-	clone := filepath.Join(dir, "clone")
-	git(dir, "init", "-q", clone)
-	git(clone, "fetch", "-q", src, "main")
-	cmd := exec.Command("git", "update-ref", "--stdin")
-	cmd.Dir, cmd.Env, cmd.Stdin = clone, gitEnv, strings.NewReader(refs.String())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("update-ref: %v\n%s", err, out)
-	}
-	git(clone, "pack-refs", "--all")
-	f, err := os.OpenFile(filepath.Join(clone, ".git", "config"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := f.WriteString(cfg.String()); err != nil {
-		b.Fatal(err)
-	}
-	f.Close()
-
-	env := isolatedEnv(dir, "PATH="+bin+string(filepath.ListSeparator)+os.Getenv("PATH"), "GIT_SSH_COMMAND="+srv.SSHCommand)
+	m := setupMany(b, grd, n, b.N, "")
+	names, repos, env, farLog := m.names, m.repos, m.env, m.farLog
 	b.ResetTimer()
 	start := time.Now()
-	d := startTimed(b, grd, clone, env, "--foreground")
+	d := startTimed(b, grd, m.clone, env, "--foreground")
 	connected := 0
 	deadline := time.After(2 * time.Minute)
 	var errs []string
@@ -162,7 +91,7 @@ func BenchmarkSSHManyRemotes(b *testing.B) {
 	for _, p := range farPids {
 		farCPU += procCPU(b, p)
 	}
-	gitRuns, sshRuns := len(readPids(filepath.Join(logs, "git"))), len(readPids(filepath.Join(logs, "ssh")))
+	gitRuns, sshRuns := len(m.runs("git")), len(m.runs("ssh"))
 	b.ReportMetric(allConnected.Seconds(), "s-all-connected")
 	b.ReportMetric(float64(gitRuns), "procs-git")
 	b.ReportMetric(float64(sshRuns), "procs-ssh")
@@ -173,15 +102,9 @@ func BenchmarkSSHManyRemotes(b *testing.B) {
 
 	// The start-up fetches (none expected: the clone is up to date).
 	quietLines(d.lines, time.Second, 30*time.Second)
-	tracked := func(remote string) int {
-		out, _ := exec.Command("git", "-C", clone, "rev-parse", "-q", "--verify", "refs/remotes/"+remote+"/main").Output()
-		if i, ok := index[strings.TrimSpace(string(out))]; ok {
-			return i
-		}
-		return -1
-	}
+	tracked := m.tracked
 	push := func(repo string, i int) time.Time {
-		git(src, "push", "-q", repo, shas[i]+":refs/heads/main")
+		m.push(b, repo, i)
 		return time.Now()
 	}
 
@@ -322,7 +245,7 @@ type timedProc struct {
 	exited chan error
 }
 
-func startTimed(b *testing.B, prog, dir string, env []string, args ...string) *timedProc {
+func startTimed(b testing.TB, prog, dir string, env []string, args ...string) *timedProc {
 	cmd := exec.Command(prog, args...)
 	cmd.Dir, cmd.Env = dir, env
 	stdin, err := cmd.StdinPipe()
@@ -343,7 +266,7 @@ func startTimed(b *testing.B, prog, dir string, env []string, args ...string) *t
 
 // stop closes the process's stdin and waits for it to exit (killing it
 // after 10 s).
-func (p *timedProc) stop(b *testing.B) {
+func (p *timedProc) stop(b testing.TB) {
 	if p.stdin == nil {
 		return
 	}
