@@ -10,7 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
 )
 
 // manyRemotes is how many ssh remotes BenchmarkSSHManyRemotes watches:
@@ -92,6 +91,7 @@ func BenchmarkSSHManyRemotes(b *testing.B) {
 		farCPU += procCPU(b, p)
 	}
 	gitRuns, sshRuns := len(m.runs("git")), len(m.runs("ssh"))
+	b.ReportMetric(float64(n), "remotes")
 	b.ReportMetric(allConnected.Seconds(), "s-all-connected")
 	b.ReportMetric(float64(gitRuns), "procs-git")
 	b.ReportMetric(float64(sshRuns), "procs-ssh")
