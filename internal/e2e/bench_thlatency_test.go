@@ -36,7 +36,10 @@ func BenchmarkTHPushToFetched(b *testing.B) {
 		return isolatedEnv(home, "TMPDIR="+os.TempDir())
 	}
 	alice, bob := person("alice"), person("bob")
-	git := func(env []string, d string, args ...string) string { b.Helper(); return runCmd(b, env, d, "git", args...) }
+	git := func(env []string, d string, args ...string) string {
+		b.Helper()
+		return runCmd(b, env, d, "git", args...)
+	}
 
 	// src holds commits c0..cN; srv (Alice's) starts with c0.
 	src, srv := filepath.Join(dir, "src"), filepath.Join(dir, "srv")
