@@ -58,7 +58,7 @@ func BenchmarkSSHManyRemotes(b *testing.B) {
 	if err != nil {
 		b.Fatalf("git-remote-daemon not on PATH (testscript.Main puts it there): %v", err)
 	}
-	m := setupMany(b, grd, n, b.N, "")
+	m := setupMany(b, grd, n, b.N, "", "")
 	names, repos, env, farLog := m.names, m.repos, m.env, m.farLog
 	b.ResetTimer()
 	start := time.Now()

@@ -31,8 +31,9 @@ type many struct {
 
 // setupMany builds it, with a chain of commits commits long. fetchHook,
 // when not empty, is shell run by the daemon's git wrapper around each
-// `git fetch` (before it; $$ is the fetch's pid).
-func setupMany(tb testing.TB, grd string, n, commits int, fetchHook string) *many {
+// `git fetch` (before it; $$ is the fetch's pid); farEnv is put before
+// the far side's command (VAR=value ...).
+func setupMany(tb testing.TB, grd string, n, commits int, fetchHook, farEnv string) *many {
 	tb.Helper()
 	m := &many{srv: sshtest.Start(tb), index: map[string]int{}}
 	dir := tb.TempDir()
@@ -63,7 +64,7 @@ func setupMany(tb testing.TB, grd string, n, commits int, fetchHook string) *man
 		}
 	}
 	m.farLog = filepath.Join(m.logs, "far")
-	farCmd := fmt.Sprintf("echo $$ >>'%s'; exec '%s' notify-changes", m.farLog, grd)
+	farCmd := fmt.Sprintf("echo $$ >>'%s'; %s exec '%s' notify-changes", m.farLog, farEnv, grd)
 
 	m.src = filepath.Join(dir, "src")
 	git(dir, "init", "-q", "-b", "main", m.src)

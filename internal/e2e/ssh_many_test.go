@@ -30,7 +30,7 @@ func TestSSHManyRemotes(t *testing.T) {
 	// that fetches of different remotes would overlap if nothing bounded
 	// them.
 	hook := `echo "start $$ $(date +%s%N)" >>"$FETCH_LOG"; sleep 0.4; "$REAL_GIT" "$@"; rc=$?; echo "end $$ $(date +%s%N)" >>"$FETCH_LOG"; exit $rc`
-	m := setupMany(t, grd, manyTestRemotes, 12, hook)
+	m := setupMany(t, grd, manyTestRemotes, 12, hook, "")
 	realGit, _ := exec.LookPath("git")
 	fetchLog := m.logs + "/fetches"
 	env := append(m.env, "FETCH_LOG="+fetchLog, "REAL_GIT="+realGit)
@@ -164,4 +164,50 @@ func maxOverlap(t *testing.T, path string) int {
 		most = max(most, now)
 	}
 	return most
+}
+
+// TestSSHSpareSessions: a far side that takes at most 8 watches a
+// process (GIT_REMOTE_DAEMON_MAX_WATCHES, as an older notify-changes
+// capped at 256) gets 20 remotes in 3 sessions over one ssh master, and
+// a push to the last one is fetched.
+func TestSSHSpareSessions(t *testing.T) {
+	grd, err := exec.LookPath("git-remote-daemon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	m := setupMany(t, grd, n, 1, "", "export GIT_REMOTE_DAEMON_MAX_WATCHES=8;")
+	d := startTimed(t, grd, m.clone, m.env, "--foreground")
+	connected := 0
+	deadline := time.After(time.Minute)
+	for connected < n {
+		select {
+		case l, ok := <-d.lines:
+			if !ok {
+				t.Fatalf("the daemon exited after %d CONNECTED", connected)
+			}
+			switch {
+			case strings.HasPrefix(l.text, "CONNECTED "):
+				connected++
+			case strings.HasPrefix(l.text, "ERROR "):
+				t.Errorf("daemon: %s", l.text)
+			}
+		case <-deadline:
+			t.Fatalf("%d of %d remotes CONNECTED within a minute", connected, n)
+		}
+	}
+	if far := readPids(m.farLog); len(far) != 3 {
+		t.Errorf("%d far-side notify-changes processes, want 3 (8 + 8 + 4 watches)", len(far))
+	}
+	masters := 0
+	for _, r := range m.runs("ssh") {
+		if strings.Contains(r, " -M ") {
+			masters++
+		}
+	}
+	if masters != 1 {
+		t.Errorf("%d ssh masters, want 1", masters)
+	}
+	m.push(t, m.repos[n-1], 1)
+	awaitTracked(t, m, d, func() bool { return m.tracked(m.names[n-1]) == 1 })
 }
