@@ -146,7 +146,9 @@ func Print(w io.Writer, rs Results) error {
 			refText = "-"
 			if ref, ok := rs.get(r.ref.bench, r.ref.unit); ok {
 				refText = fmt.Sprintf(r.ref.show, ref)
-				if okOurs && ref != 0 && !math.IsNaN(ours/ref) {
+				// A ratio of times at or below zero (a line seen before
+				// `git push` returned) says nothing.
+				if okOurs && ours > 0 && ref > 0 && !math.IsInf(ours/ref, 0) {
 					ratio = fmt.Sprintf("%.2f", ours/ref)
 				}
 			}
