@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -25,9 +26,11 @@ import (
 //	       (its own HOME) named in one of srv's th:: remotes, allowed to
 //	       push (daemonAllowPush)
 //
-// srv is built once per run, deterministically (a seeded PRNG): ~300
-// files of random (incompressible) bytes plus a few commits rewriting
-// some of them, 49.7 MB packed. Each of the b.N iterations times, for
+// srv is built once per run: by default (TH_CORPUS=go) a real
+// repository, a copy of the installed Go toolchain's source tree
+// (GOROOT/src) in one commit; with TH_CORPUS=random, deterministically
+// (a seeded PRNG) ~300 files of random (incompressible) bytes plus a few
+// commits rewriting some of them, 49.7 MB packed. Each of the b.N iterations times, for
 // each transport in turn (rotating which goes first):
 //
 //	clone  `git clone --no-checkout` into a fresh directory (the transfer
@@ -89,18 +92,32 @@ func BenchmarkCloneAndPush(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	const files = 300
-	for i := range files {
-		writeRandom(filepath.Join(srv, fmt.Sprintf("d%02d/f%03d.bin", i%20, i)), 40<<10+rng.IntN(200<<10))
-	}
-	git(alice, srv, "add", ".")
-	git(alice, srv, "commit", "-q", "-m", "initial")
-	for c := 1; c <= 4; c++ { // history: rewrite 15 files a commit
-		for range 15 {
-			i := rng.IntN(files)
+	switch corpus := os.Getenv("TH_CORPUS"); corpus {
+	case "", "go":
+		// A real repository: the Go toolchain's own source tree
+		// (GOROOT/src, ~11,000 files, ~150 MB), in one commit.
+		goSrc := filepath.Join(runtime.GOROOT(), "src")
+		if err := os.CopyFS(filepath.Join(srv, "src"), os.DirFS(goSrc)); err != nil {
+			b.Fatalf("copying %s: %v", goSrc, err)
+		}
+		git(alice, srv, "add", "-f", ".")
+		git(alice, srv, "commit", "-q", "-m", "Go's source tree")
+	case "random":
+		const files = 300
+		for i := range files {
 			writeRandom(filepath.Join(srv, fmt.Sprintf("d%02d/f%03d.bin", i%20, i)), 40<<10+rng.IntN(200<<10))
 		}
-		git(alice, srv, "commit", "-q", "-am", fmt.Sprintf("change %d", c))
+		git(alice, srv, "add", ".")
+		git(alice, srv, "commit", "-q", "-m", "initial")
+		for c := 1; c <= 4; c++ { // history: rewrite 15 files a commit
+			for range 15 {
+				i := rng.IntN(files)
+				writeRandom(filepath.Join(srv, fmt.Sprintf("d%02d/f%03d.bin", i%20, i)), 40<<10+rng.IntN(200<<10))
+			}
+			git(alice, srv, "commit", "-q", "-am", fmt.Sprintf("change %d", c))
+		}
+	default:
+		b.Fatalf("TH_CORPUS=%q: want go (the default) or random", corpus)
 	}
 	git(alice, srv, "repack", "-adq")
 	git(alice, srv, "config", "transfer.unpackLimit", "1") // pushes stay packs, deleted between iterations
