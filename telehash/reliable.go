@@ -163,21 +163,41 @@ func (r *rcvState) discard() {
 // sendReliable queues and sends one content packet, blocking while the
 // window is full.
 func (c *Channel) sendReliable(ctx context.Context, h outHead, body []byte) error {
-	s := &c.snd
 	c.mu.Lock()
+	if _, err := c.waitWindowLocked(ctx); err != nil {
+		return err
+	}
+	inner, err := c.queueLocked(h, append([]byte(nil), body...), time.Now())
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	c.armRTOLocked()
+	c.mu.Unlock()
+	c.p.sendRaw(inner) // a lost packet is retransmitted
+	return nil
+}
+
+// waitWindowLocked waits, c.mu held, until the send window lets packets
+// go and returns how many (at least 1). On error c.mu is released.
+func (c *Channel) waitWindowLocked(ctx context.Context) (int, error) {
+	s := &c.snd
 	for {
 		if c.closed || c.err != nil || c.endSent {
 			err := c.errLocked()
 			c.mu.Unlock()
-			return err
+			return 0, err
 		}
 		if s.next == math.MaxUint32 {
 			c.mu.Unlock()
-			return fmt.Errorf("%w: channel sequence numbers used up", ErrExhausted)
+			return 0, fmt.Errorf("%w: channel sequence numbers used up", ErrExhausted)
 		}
 		inflight := s.next - 1 - s.acked
-		if inflight < min(uint32(s.cwnd), s.peerWin) || s.probe {
-			break
+		if win := min(uint32(s.cwnd), s.peerWin); inflight < win {
+			return int(min(win-inflight, math.MaxUint32-s.next)), nil
+		}
+		if s.probe {
+			return 1, nil
 		}
 		if len(s.q) == 0 {
 			c.armRTOLocked() // persist: probe a closed window
@@ -187,10 +207,16 @@ func (c *Channel) sendReliable(ctx context.Context, h outHead, body []byte) erro
 		select {
 		case <-w:
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 		c.mu.Lock()
 	}
+}
+
+// queueLocked gives the packet h, body (which it keeps) the next seq,
+// queues it until acknowledged and returns its inner packet to send.
+func (c *Channel) queueLocked(h outHead, body []byte, now time.Time) ([]byte, error) {
+	s := &c.snd
 	h.seq = s.next
 	var scratch [256]byte
 	head, err := appendInner(scratch[:0], &h, nil)
@@ -199,11 +225,9 @@ func (c *Channel) sendReliable(ctx context.Context, h outHead, body []byte) erro
 			len(head)+len(body)+ackReserve+channelOverhead, MaxDatagramSize)
 	}
 	if err != nil {
-		c.mu.Unlock()
-		return err
+		return nil, err
 	}
-	now := time.Now()
-	op := &outPkt{h: h, body: append([]byte(nil), body...), baseLen: len(head) + len(body), sentAt: now}
+	op := &outPkt{h: h, body: body, baseLen: len(head) + len(body), sentAt: now}
 	s.next++
 	s.probe = false
 	if len(s.q) == 0 {
@@ -213,11 +237,7 @@ func (c *Channel) sendReliable(ctx context.Context, h outHead, body []byte) erro
 	if h.end {
 		c.endSent = true
 	}
-	inner := c.innerLocked(op)
-	c.armRTOLocked()
-	c.mu.Unlock()
-	c.p.sendRaw(inner) // a lost packet is retransmitted
-	return nil
+	return c.innerLocked(op), nil
 }
 
 // innerLocked encodes op with the current ack and miss.

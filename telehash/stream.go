@@ -114,15 +114,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 func (s *Stream) Write(p []byte) (int, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	n := 0
-	for n < len(p) {
-		k := min(len(p)-n, StreamChunk)
-		if err := s.c.send(s.ctx, outHead{frag: n+k < len(p)}, p[n:n+k]); err != nil {
-			return n, err
-		}
-		n += k
-	}
-	return n, nil
+	return s.c.sendStream(s.ctx, p)
 }
 
 // CloseWrite half-closes the stream: it sends end; reading goes on.
