@@ -39,11 +39,11 @@ type mmsghdr struct {
 // batchIO is datagramIO over recvmmsg/sendmmsg with UDP GSO and GRO when
 // the kernel has them (Linux 4.18 and 5.0); without, it still batches.
 type batchIO struct {
-	conn *net.UDPConn
-	rc   syscall.RawConn
-	v6   bool // an AF_INET6 socket: destinations as IPv6 (v4-mapped)
+	conn  *net.UDPConn
+	rc    syscall.RawConn
+	v6    bool // an AF_INET6 socket: destinations as IPv6 (v4-mapped)
 	gsoOn atomic.Bool
-	gro  bool
+	gro   bool
 
 	// read state, only the read loop uses it
 	rbufs  [][]byte
