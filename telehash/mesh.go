@@ -227,6 +227,9 @@ type Mesh struct {
 	hsPending atomic.Int64 // handshakes queued or being opened
 	stashMu   sync.Mutex
 	stash     []stashed // channel packets waiting for a session (mesh_stash.go)
+	ackMu     sync.Mutex
+	ackq      []*Channel // acks due at the end of the read batch (ackbatch.go)
+	ackWait   atomic.Bool
 
 	stats  meshStats
 	ctx    context.Context
@@ -354,7 +357,9 @@ func (m *Mesh) writeTo(b []byte, to netip.AddrPort) error {
 func (m *Mesh) readLoop() {
 	defer m.wg.Done()
 	for {
-		if err := m.io.read(m.receiveDatagram); err != nil {
+		err := m.io.read(m.receiveDatagram)
+		m.flushAcks()
+		if err != nil {
 			if m.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}

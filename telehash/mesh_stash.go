@@ -67,6 +67,7 @@ func (m *Mesh) unstash(p *peer) {
 		}
 		p.receiveDecrypted(inner, s.from)
 	}
+	m.flushAcks()
 }
 
 // dropStash drops the kept packets: no handshake is being opened.

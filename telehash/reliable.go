@@ -118,6 +118,7 @@ type rcvState struct {
 	unacked  int
 	lastEdge uint32 // last advertised highest acceptable seq
 	any      bool   // a seq was received: outgoing packets carry ack
+	due      bool   // ackEvery in-order packets unacknowledged: ack may wait for the batch end
 	timer    *time.Timer
 	timerOn  bool
 }
@@ -202,7 +203,7 @@ func (c *Channel) waitWindowLocked(ctx context.Context) (int, error) {
 		if len(s.q) == 0 {
 			c.armRTOLocked() // persist: probe a closed window
 		}
-		w := c.swake
+		w := c.writersWake()
 		c.mu.Unlock()
 		select {
 		case <-w:
@@ -311,6 +312,13 @@ func (c *Channel) receiveReliable(ip *innerPkt, fresh func()) {
 	if ip.seq > 0 {
 		ackNow, isNew = c.receiveSeqLocked(ip)
 	}
+	if ackNow && c.rcv.due {
+		// in order, ackEvery since the last ack: cumulated into one
+		// ack after the read batch (ackbatch.go); the ack timer stays
+		// the fallback
+		c.rcv.due, ackNow = false, false
+		c.m.deferAck(c)
+	}
 	acked := c.snd.acked
 	out := c.processAckLocked(ip, now)
 	isNew = isNew || c.snd.acked > acked
@@ -374,7 +382,11 @@ func (c *Channel) receiveSeqLocked(ip *innerPkt) (ackNow, isNew bool) {
 		c.deliverLocked(nx)
 	}
 	c.wakeReaders()
-	return hadGap || r.unacked >= ackEvery || c.rcvEnded, true
+	if hadGap || c.rcvEnded {
+		return true, true
+	}
+	r.due = r.unacked >= ackEvery
+	return r.due, true
 }
 
 // deliverLocked appends an in-order packet to the read queue.
