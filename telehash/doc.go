@@ -46,6 +46,14 @@
 // at) is taken up as a new session, failing the old session's channels
 // with ErrSessionReset.
 //
+// Pipes: a path to a peer may be a Pipe instead of a UDP address (a
+// relay through a router, an XMPP session). Mesh.AddPipe and
+// LinkInfo.Pipes offer one to a peer; Mesh.Receive hands the mesh what
+// arrived over one, handled exactly as a datagram (authentication,
+// replay protection, per-source limits keyed by the pipe). The current
+// path is where the last fresh authenticated packet came from, UDP or
+// pipe alike; handshakes and keepalives go to every path.
+//
 // Replays: anyone on the path can record datagrams and send them again,
 // from anywhere. Only a fresh authenticated packet moves a peer's path
 // and keeps its link alive: a handshake with an at above the highest

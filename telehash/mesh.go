@@ -53,6 +53,8 @@ type Path struct {
 type LinkInfo struct {
 	Keys  map[string]string `json:"keys"`
 	Paths []Path            `json:"paths"`
+	// Pipes are paths to try besides Paths (see Pipe).
+	Pipes []Pipe `json:"-"`
 }
 
 // MeshOptions configure a Mesh. Zero values select the defaults.
@@ -221,6 +223,8 @@ type Mesh struct {
 	// tombs remember forgotten peers (tombOrder: oldest first).
 	tombs     map[Hashname]tomb
 	tombOrder []Hashname
+	// pendingPipes are pipes offered (AddPipe) to peers not known yet.
+	pendingPipes map[Hashname][]Pipe
 
 	limiter   *sourceLimiter
 	hsq       chan hsJob
@@ -379,7 +383,11 @@ func (m *Mesh) receiveDatagram(b []byte, from netip.AddrPort) {
 }
 
 // receive handles one datagram; b is reused by the caller afterwards.
-func (m *Mesh) receive(b []byte, from netip.AddrPort) {
+func (m *Mesh) receive(b []byte, from netip.AddrPort) { m.receivePath(b, udpPath(from)) }
+
+// receivePath handles one packet that came over path from; b is
+// overwritten, and reused by the caller afterwards.
+func (m *Mesh) receivePath(b []byte, from pathAddr) {
 	pkt, err := uncloakInPlace(b)
 	if err != nil || len(pkt) < 2 {
 		m.stats.dropMalformed.Add(1)
@@ -398,7 +406,7 @@ func (m *Mesh) receive(b []byte, from netip.AddrPort) {
 // receiveChannel routes a channel packet by its token, decrypts it in
 // place and hands it to the peer. Only a fresh packet moves the peer's
 // path (see peer.receiveChannel).
-func (m *Mesh) receiveChannel(pkt []byte, from netip.AddrPort) {
+func (m *Mesh) receiveChannel(pkt []byte, from pathAddr) {
 	if len(pkt) < 2+TokenSize {
 		m.stats.dropMalformed.Add(1)
 		return
@@ -421,7 +429,7 @@ func (m *Mesh) receiveChannel(pkt []byte, from netip.AddrPort) {
 }
 
 // receiveDecrypted handles a decrypted channel packet of p from addr.
-func (p *peer) receiveDecrypted(inner []byte, from netip.AddrPort) {
+func (p *peer) receiveDecrypted(inner []byte, from pathAddr) {
 	// Sealed with the session keys: the peer has our handshake.
 	p.confirmed.Store(true)
 	ip, err := decodeInner(inner)
@@ -449,6 +457,7 @@ func (m *Mesh) peer(hn Hashname, key []byte) (*peer, error) {
 	}
 	p := newPeer(m, hn, x)
 	m.resurrectLocked(p)
+	m.adoptPendingPipesLocked(p)
 	m.peers[hn] = p
 	m.tokens[x.Token()] = p
 	return p, nil
