@@ -85,7 +85,8 @@ func (p *peer) sendInners(inners [][]byte) error {
 	if err != nil {
 		return err
 	}
-	if p.m.io.gso() {
+	to := p.path()
+	if !to.isPipe() && p.m.io.gso() {
 		padInners(inners)
 	}
 	sc := sealPool.Get().(*sealScratch)
@@ -102,7 +103,7 @@ func (p *peer) sendInners(inners [][]byte) error {
 			sc.bufs[i] = sealDatagram(sc.bufs[i][:0], s, tok, rb[i*sealRandSize:], in)
 			sc.ds = append(sc.ds, sc.bufs[i])
 		}
-		if err := p.m.writeBatchTo(sc.ds, p.path()); err != nil && first == nil {
+		if err := p.m.sendBatch(sc.ds, to); err != nil && first == nil {
 			first = err
 		}
 		inners = inners[k:]

@@ -118,12 +118,22 @@ func padInner(inner []byte, n int) ([]byte, bool) {
 	return inner, true
 }
 
-// writeBatchTo sends datagrams to one UDP destination.
-func (m *Mesh) writeBatchTo(pkts [][]byte, to netip.AddrPort) error {
-	if !to.IsValid() {
+// sendBatch sends datagrams over one path: batched on the UDP socket,
+// one by one over a Pipe.
+func (m *Mesh) sendBatch(pkts [][]byte, to pathAddr) error {
+	if to.pipe != nil {
+		var first error
+		for _, b := range pkts {
+			if err := m.send(b, to); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	if !to.udp.IsValid() {
 		return fmt.Errorf("telehash: no path to peer")
 	}
-	n, err := m.io.write(pkts, to)
+	n, err := m.io.write(pkts, to.udp)
 	m.stats.sent.Add(uint64(n))
 	if err != nil {
 		return fmt.Errorf("telehash: send: %w", err)
