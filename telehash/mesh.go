@@ -437,6 +437,7 @@ func (p *peer) receiveDecrypted(inner []byte, from pathAddr) {
 		p.m.stats.dropChannel.Add(1)
 		return
 	}
+	ip.buf = inner
 	p.receiveChannel(ip, from)
 }
 

@@ -217,6 +217,7 @@ func (p *peer) sendRaw(inner []byte) error {
 			len(inner)+channelOverhead, MaxDatagramSize)
 	}
 	d, err := p.x.sealChannelDatagram(p.m.opts.Rand, inner)
+	putInner(inner)
 	if err != nil {
 		return err
 	}

@@ -81,7 +81,8 @@ func (p *peer) isUp() bool {
 func (p *peer) received(from pathAddr) {
 	p.lastRecv.Store(time.Now().UnixNano())
 	if a := p.addr.Load(); a == nil || *a != from {
-		p.addr.Store(&from)
+		f := from // a copy: taking from's address would allocate on every call
+		p.addr.Store(&f)
 	}
 }
 

@@ -246,7 +246,13 @@ func (c *Channel) innerLocked(op *outPkt) []byte {
 	h := op.h
 	budget := min(max((maxInnerSize-op.baseLen-ackReserve)/11, 0), maxPiggyMiss)
 	c.ackFieldsLocked(&h, budget)
-	b, _ := appendInner(make([]byte, 0, op.baseLen+ackReserve+11*len(h.miss)), &h, op.body)
+	var buf []byte
+	if n := op.baseLen + ackReserve + 11*len(h.miss); n <= innerCap {
+		buf = getInner()
+	} else {
+		buf = make([]byte, 0, n)
+	}
+	b, _ := appendInner(buf, &h, op.body)
 	return b
 }
 

@@ -67,7 +67,8 @@ var sealPool = sync.Pool{New: func() any {
 
 // sendInners encrypts inner packets and sends them to the peer's path
 // together: in one batch of datagrams, with sizes made equal for GSO
-// where they nearly are (padInners).
+// where they nearly are (padInners). It recycles the inners (putInner),
+// as sendRaw does.
 func (p *peer) sendInners(inners [][]byte) error {
 	switch len(inners) {
 	case 0:
@@ -102,6 +103,7 @@ func (p *peer) sendInners(inners [][]byte) error {
 		for i, in := range inners[:k] {
 			sc.bufs[i] = sealDatagram(sc.bufs[i][:0], s, tok, rb[i*sealRandSize:], in)
 			sc.ds = append(sc.ds, sc.bufs[i])
+			putInner(in)
 		}
 		if err := p.m.sendBatch(sc.ds, to); err != nil && first == nil {
 			first = err

@@ -30,6 +30,7 @@ type Stream struct {
 
 	rmu  sync.Mutex
 	rbuf []byte
+	rcur []byte // the buffer rbuf is in, recycled once read (putRecv)
 	rerr error
 
 	wmu sync.Mutex
@@ -89,6 +90,10 @@ func (s *Stream) Read(p []byte) (int, error) {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
 	for len(s.rbuf) == 0 {
+		if s.rcur != nil {
+			putRecv(s.rcur)
+			s.rcur = nil
+		}
 		if s.rerr != nil {
 			return 0, s.rerr
 		}
@@ -100,7 +105,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 			s.rerr = err
 			continue
 		}
-		s.rbuf = ip.body
+		s.rbuf, s.rcur = ip.body, ip.buf
 		if ip.end {
 			s.rerr = io.EOF
 		}

@@ -126,7 +126,7 @@ func uncloakInPlace(b []byte) ([]byte, error) {
 }
 
 // openChannelFast checks the token and decrypts an outer channel packet
-// (uncloaked, LOB with empty head) into a new buffer.
+// (uncloaked, LOB with empty head) into a new buffer (getRecv).
 func (x *Exchange) openChannelFast(outer []byte) ([]byte, error) {
 	const hdr = 2 + TokenSize + NonceSize3a
 	if len(outer) < hdr+secretbox.Overhead || outer[0] != 0 || outer[1] != 0 {
@@ -144,7 +144,7 @@ func (x *Exchange) openChannelFast(outer []byte) ([]byte, error) {
 	var nonce [NonceSize3a]byte
 	copy(nonce[:], outer[2+TokenSize:hdr])
 	box := outer[hdr:]
-	inner, ok := secretbox.Open(make([]byte, 0, len(box)-secretbox.Overhead), box, &nonce, &s.dec)
+	inner, ok := secretbox.Open(getRecv(len(box)-secretbox.Overhead), box, &nonce, &s.dec)
 	if !ok {
 		return nil, fmt.Errorf("%w: 3a channel secretbox", ErrDecrypt)
 	}
