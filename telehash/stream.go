@@ -12,10 +12,14 @@ import (
 // channels/stream.md).
 const StreamType = "stream"
 
-// StreamChunk is the body size of stream data packets: with the head and
-// the piggybacked ack the datagram stays within MaxDatagramSize.
-// telehash-js sends 1000 byte fragments and accepts any size.
-const StreamChunk = 1200
+// StreamChunk is the body size of stream data packets: the largest that,
+// with the longest head ({"c":…,"seq":…,"frag":true}, 47 bytes) and the
+// piggybacked ack (ackReserve), keeps the datagram within
+// MaxDatagramSize (1400 bytes: 1428 with IPv4 and UDP headers, 1448 with
+// IPv6, under the 1500 of Ethernet and the 1492 of PPPoE with room for a
+// tunnel's headers). telehash-js sends 1000 byte fragments and accepts
+// any size.
+const StreamChunk = 1248
 
 // Stream is an io.ReadWriteCloser over a reliable channel, compatible
 // with the telehash "stream" channel type (spec: channels/stream.md) as

@@ -2,7 +2,9 @@ package telehash
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"math"
 	"testing"
 )
 
@@ -100,5 +102,25 @@ func TestPadInners(t *testing.T) {
 	raw := []byte{0, 0, 1, 2, 3}
 	if b, ok := padInner(raw, 4); ok || !bytes.Equal(b, raw) {
 		t.Fatalf("padInner of a headless packet: %v %q", ok, b)
+	}
+}
+
+// The longest stream packet (largest channel id and seq, a full chunk, the
+// largest piggybacked ack) fits MaxDatagramSize.
+func TestStreamChunkFits(t *testing.T) {
+	c := newChannel(barePeer(t, 64), math.MaxUint32, StreamType, true, true, nil)
+	t.Cleanup(func() { c.fail(ErrChannelClosed, "") })
+	c.snd.next, c.snd.acked = math.MaxUint32-3, math.MaxUint32-4
+	n, err := c.sendStream(context.Background(), make([]byte, 2*StreamChunk))
+	if err != nil || n != 2*StreamChunk {
+		t.Fatalf("sendStream: %d bytes, %v", n, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rcv.any, c.rcv.inDone = true, math.MaxUint32-2000
+	for _, op := range c.snd.q {
+		if in := c.innerLocked(op); len(in) > maxInnerSize || len(in)+channelOverhead > MaxDatagramSize {
+			t.Fatalf("seq %d: inner of %d bytes, more than %d", op.h.seq, len(in), maxInnerSize)
+		}
 	}
 }
