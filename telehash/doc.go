@@ -54,6 +54,18 @@
 // path is where the last fresh authenticated packet came from, UDP or
 // pipe alike; handshakes and keepalives go to every path.
 //
+// Routing (spec: routing.md, channels/peer.md, channels/connect.md): a
+// mesh with MeshOptions.Router introduces peers it has links with and
+// that RouteFor admits, and relays their packets (still end-to-end
+// encrypted) while they have no direct path. A node names its routers
+// with Mesh.AddRouter (kept alive every RouterKeepalive, for NATs) or
+// per peer with LinkVia ("peer" paths); Link then also sends its
+// handshakes through them. When introduced, both sides send handshakes
+// to the address the router saw the other at (hole punching): a direct
+// UDP path that works is preferred, and the relay carries the traffic
+// while there is none. Interoperates with telehash-js's peer extension
+// both ways.
+//
 // Replays: anyone on the path can record datagrams and send them again,
 // from anywhere. Only a fresh authenticated packet moves a peer's path
 // and keeps its link alive: a handshake with an at above the highest

@@ -25,6 +25,11 @@ type jsHarness struct {
 // GRD_REQUIRE_PEERS=1) when TELEHASH_JS_NODE_PATH is not set, as
 // TestLiveTelehashJS does.
 func startJSHarness(t *testing.T, ctx context.Context) *jsHarness {
+	return startJSScript(t, ctx, "testdata/js_mesh_peer.js")
+}
+
+// startJSScript starts a telehash-js harness script.
+func startJSScript(t *testing.T, ctx context.Context, script string) *jsHarness {
 	nodePath := os.Getenv("TELEHASH_JS_NODE_PATH")
 	if nodePath == "" {
 		if os.Getenv("GRD_REQUIRE_PEERS") != "" {
@@ -32,7 +37,7 @@ func startJSHarness(t *testing.T, ctx context.Context) *jsHarness {
 		}
 		t.Skip("TELEHASH_JS_NODE_PATH not set; scripts/test installs the telehash-js peer")
 	}
-	cmd := exec.CommandContext(ctx, "node", "testdata/js_mesh_peer.js")
+	cmd := exec.CommandContext(ctx, "node", script)
 	cmd.Env = append(os.Environ(), "NODE_PATH="+nodePath)
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()

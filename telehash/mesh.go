@@ -46,6 +46,9 @@ type Path struct {
 	Type string `json:"type"`
 	IP   string `json:"ip"`
 	Port int    `json:"port"`
+	// HN is the router of a "peer" path (spec: channels/path.md): the
+	// peer is reached through it (see Mesh.AddRouter).
+	HN Hashname `json:"hn,omitempty"`
 }
 
 // LinkInfo is what a Mesh needs to link to a peer (spec: link.md "JSON"):
@@ -114,6 +117,27 @@ type MeshOptions struct {
 	// call, as on systems without batching (udpbatch.go); NoGSO keeps
 	// batching but not UDP segmentation offload (GSO and GRO).
 	NoBatchIO, NoGSO bool
+
+	// Routing (router.go, relay.go).
+	// Router makes the mesh answer peer requests: introduce peers and
+	// relay their packets. Off by default.
+	Router bool
+	// RouteFor says whom the router routes for: it introduces A to B only
+	// when RouteFor admits both (and has links to both). nil admits
+	// every peer the mesh has a link with (those Allow or Link admitted),
+	// which is what telehash-js does. A node's own owner should pass the
+	// peers it trusts (the daemon: the peers named in its config).
+	RouteFor func(Hashname) bool
+	// RelayRate bounds the bytes a second relayed for one pair of peers
+	// (default 4 MiB/s; a burst of a second's worth); more is dropped.
+	RelayRate int
+	// MaxRelays bounds the relayed routes kept (default 1024): one per
+	// introduced side and session.
+	MaxRelays int
+	// RouterKeepalive is how often a node sends keepalives to the routers
+	// it uses (AddRouter), to keep its NAT's mapping open (default 20 s,
+	// or Keepalive if shorter).
+	RouterKeepalive time.Duration
 }
 
 func (o *MeshOptions) setDefaults() {
@@ -163,6 +187,7 @@ func (o *MeshOptions) setDefaults() {
 	if o.HandshakeQueue <= 0 {
 		o.HandshakeQueue = 64
 	}
+	o.setRoutingDefaults()
 }
 
 // maxSources bounds the per-source handshake buckets.
@@ -190,6 +215,7 @@ type Stats struct {
 	DropOverload         uint64 // handshake with an unknown key dropped: the queue was full
 	HandshakesOpened     uint64 // handshakes with an unknown key decrypted (with X25519)
 	Sessions             uint64 // sessions started (new remote ephemeral keys accepted)
+	RoutingStats
 }
 
 type meshStats struct {
@@ -197,6 +223,7 @@ type meshStats struct {
 	dropHandshake, dropChannel, dropOverflow, retransmits, timeouts, duplicates, handshakesSent,
 	channelsOpened, channelsAccepted, unreliableQueueDrops, dropReplay, dropRateLimited,
 	dropOverload, handshakesOpened, sessions atomic.Uint64
+	routing routingStats
 }
 
 // Mesh is a local telehash endpoint on one UDP socket: it keeps one
@@ -225,6 +252,10 @@ type Mesh struct {
 	tombOrder []Hashname
 	// pendingPipes are pipes offered (AddPipe) to peers not known yet.
 	pendingPipes map[Hashname][]Pipe
+	// routing is the router and relay state (router.go, relay.go).
+	routing *routing
+	// testDrop, set by tests before use, drops what is sent to some paths.
+	testDrop func(pathAddr) bool
 
 	limiter   *sourceLimiter
 	hsq       chan hsJob
@@ -269,6 +300,7 @@ func NewMesh(ctx context.Context, id *Identity, opts MeshOptions) (*Mesh, error)
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.wg.Add(2 + opts.HandshakeWorkers)
+	m.initRouting()
 	go m.readLoop()
 	go m.monitor()
 	for range opts.HandshakeWorkers {
@@ -306,7 +338,7 @@ func (m *Mesh) Stats() Stats {
 		ChannelsAccepted: s.channelsAccepted.Load(), UnreliableQueueDrops: s.unreliableQueueDrops.Load(),
 		DropReplay: s.dropReplay.Load(), DropRateLimited: s.dropRateLimited.Load(),
 		DropOverload: s.dropOverload.Load(), HandshakesOpened: s.handshakesOpened.Load(),
-		Sessions: s.sessions.Load(),
+		Sessions: s.sessions.Load(), RoutingStats: s.routing.snapshot(),
 	}
 }
 
@@ -415,9 +447,12 @@ func (m *Mesh) receiveChannel(pkt []byte, from pathAddr) {
 	p := m.tokens[Token(pkt[2:2+TokenSize])]
 	m.mu.Unlock()
 	if p == nil {
-		m.stats.dropUnknownToken.Add(1)
+		if !m.relayChannel(pkt, from) {
+			m.stats.dropUnknownToken.Add(1)
+		}
 		return
 	}
+	from = m.viaRelay(p, from)
 	inner, err := p.x.openChannelFast(pkt)
 	if err != nil {
 		if !m.stashChannel(p, pkt, from) {

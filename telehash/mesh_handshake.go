@@ -102,6 +102,9 @@ func (m *Mesh) receiveHandshakeDatagram(pkt []byte, from pathAddr) {
 		p.handshake(h, from)
 		return
 	}
+	if m.relayHandshake(pkt, from) {
+		return
+	}
 	// Only handshakes needing X25519 count against their source's limit:
 	// those of known sessions cost about what a channel packet does.
 	if !m.limiter.allow(from, time.Now()) {
@@ -214,6 +217,7 @@ func (t tomb) replayed(h *Handshake, from pathAddr) bool {
 //     got ours;
 //   - a replay of an earlier session's, never.
 func (p *peer) handshake(h *Handshake, from pathAddr) {
+	from = p.m.viaRelay(p, from)
 	p.hsMu.Lock()
 	defer p.hsMu.Unlock()
 	m := p.m

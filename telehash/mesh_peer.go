@@ -22,6 +22,9 @@ type peer struct {
 
 	addr     atomic.Pointer[pathAddr] // current path
 	lastRecv atomic.Int64             // unix nanos of the last authenticated packet
+	// lastDirect is when the last fresh packet came over UDP, lastProbe
+	// when a path probe was last sent (relay.go).
+	lastDirect, lastProbe atomic.Int64
 
 	mu      sync.Mutex
 	linked  bool // Link was called: always allowed, re-linked while down
@@ -79,10 +82,17 @@ func (p *peer) isUp() bool {
 // alive and addr is the peer's path. Never call it for a packet that may
 // be a replay.
 func (p *peer) received(from pathAddr) {
-	p.lastRecv.Store(time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	p.lastRecv.Store(now)
+	if !p.preferPath(from, now) {
+		return
+	}
 	if a := p.addr.Load(); a == nil || *a != from {
 		f := from // a copy: taking from's address would allocate on every call
 		p.addr.Store(&f)
+		if a != nil && a.IsValid() {
+			p.pathChanged()
+		}
 	}
 }
 
@@ -257,6 +267,9 @@ func (m *Mesh) Link(ctx context.Context, info LinkInfo) (Hashname, error) {
 	}
 	p.mu.Unlock()
 	for _, pi := range info.Pipes {
+		p.addPath(pipePath(pi))
+	}
+	for _, pi := range m.routerPipes(hn, info.Paths) {
 		p.addPath(pipePath(pi))
 	}
 	p.mu.Lock()

@@ -65,6 +65,9 @@ func mustComparablePipe(p Pipe) {
 
 // send sends one datagram over path to.
 func (m *Mesh) send(b []byte, to pathAddr) error {
+	if m.testDrop != nil && m.testDrop(to) {
+		return nil // tests: a path that does not work
+	}
 	if to.pipe == nil {
 		return m.writeTo(b, to.udp)
 	}

@@ -242,3 +242,43 @@ func TestPipeNotComparablePanics(t *testing.T) {
 	}()
 	m.AddPipe(m.Hashname(), badPipe{})
 }
+
+// TestPipeRateLimitedPerPipe: handshakes with new keys over one pipe
+// share that pipe's budget, as those from one UDP address do; another
+// pipe has its own.
+func TestPipeRateLimitedPerPipe(t *testing.T) {
+	opts := fastOpts()
+	opts.Allow = allowAll
+	b := newTestMesh(t, "pipe-limit", opts)
+	p1, p2 := &sinkPipe{"one"}, &sinkPipe{"two"}
+	hs := func() []byte {
+		x, err := NewExchange(nil, mustIdentity(t, "pipe-limit-a"), b.id.Key(CS3a))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := x.Handshake()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return msg
+	}
+	for range 30 {
+		b.Receive(hs(), p1)
+	}
+	if got := b.Stats().DropRateLimited; got < 15 || got > 20 {
+		t.Fatalf("%d of 30 handshakes over one pipe rate limited, want about 20 (burst 10)", got)
+	}
+	before := b.Stats().DropRateLimited
+	for range 5 {
+		b.Receive(hs(), p2)
+	}
+	if got := b.Stats().DropRateLimited; got != before {
+		t.Fatalf("another pipe's handshakes were limited (%d)", got-before)
+	}
+}
+
+// sinkPipe drops everything sent over it.
+type sinkPipe struct{ name string }
+
+func (p *sinkPipe) Send([]byte) error { return nil }
+func (p *sinkPipe) String() string    { return p.name }
