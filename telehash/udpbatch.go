@@ -48,10 +48,15 @@ func (p *plainIO) read(fn func([]byte, netip.AddrPort)) error {
 }
 
 func (p *plainIO) write(pkts [][]byte, to netip.AddrPort) (int, error) {
+	return writeEach(p.conn, pkts, to)
+}
+
+// writeEach sends the datagrams one system call each.
+func writeEach(conn *net.UDPConn, pkts [][]byte, to netip.AddrPort) (int, error) {
 	sent := 0
 	var first error
 	for _, b := range pkts {
-		if _, err := p.conn.WriteToUDPAddrPort(b, to); err != nil {
+		if _, err := conn.WriteToUDPAddrPort(b, to); err != nil {
 			if first == nil {
 				first = err
 			}

@@ -266,7 +266,7 @@ func (b *batchIO) write(pkts [][]byte, to netip.AddrPort) (int, error) {
 	defer b.wpool.Put(ws)
 	namelen, ok := b.setName(ws, to)
 	if !ok {
-		return newPlainIO(b.conn).write(pkts, to)
+		return writeEach(b.conn, pkts, to)
 	}
 	sent := 0
 	var first error

@@ -4,6 +4,7 @@ package telehash
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -161,4 +162,43 @@ func FuzzGROSegment(f *testing.F) {
 			t.Fatalf("segment %d from %d bytes", n, len(b))
 		}
 	})
+}
+
+// Meshes on IPv6 sockets (AF_INET6: ::1, and a dual-stack one reached at
+// 127.0.0.1, its addresses v4-mapped) carry streams on the batch path.
+func TestMeshStreamIPv6Batch(t *testing.T) {
+	for _, tc := range []struct{ name, a, b string }{
+		{"v6", "[::1]:0", "[::1]:0"},
+		{"dual-stack", "127.0.0.1:0", "[::]:0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ao, bo := fastOpts(), fastOpts()
+			ao.Listen, bo.Listen = tc.a, tc.b
+			bo.Allow = allowAll
+			ma := newTestMesh(t, "v6-a", ao)
+			mb := newTestMesh(t, "v6-b", bo)
+			if _, ok := mb.io.(*batchIO); !ok || !mb.io.(*batchIO).v6 {
+				t.Fatalf("mesh b on %s: %T, want an AF_INET6 batchIO", tc.b, mb.io)
+			}
+			info := mb.LinkInfo()
+			if tc.name == "dual-stack" {
+				info.Paths = []Path{{Type: "udp4", IP: "127.0.0.1", Port: int(mb.Addr().Port())}}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := ma.Link(ctx, info); err != nil {
+				t.Fatal(err)
+			}
+			for !mb.Up(ma.Hashname()) {
+				if ctx.Err() != nil {
+					t.Fatal("b never saw the link up")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			oneWay(t, ma, mb, testData(1<<20, 9))
+			mb.Handle(StreamType, nil)
+			ma.Handle(StreamType, nil)
+			oneWay(t, mb, ma, testData(1<<20, 10))
+		})
+	}
 }
