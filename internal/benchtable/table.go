@@ -113,6 +113,8 @@ var rows = []row{
 	{what: "push over th::", ours: mbps(clone, "MBps-push-th"), ref: mbps(clone, "MBps-push-ssh"), refName: "ssh://", target: ">= 0.8"},
 	{what: "clone over file://", ours: mbps(clone, "MBps-clone-file"), ref: mbps(clone, "MBps-clone-ssh"), refName: "ssh://"},
 	{what: "push over file://", ours: mbps(clone, "MBps-push-file"), ref: mbps(clone, "MBps-push-ssh"), refName: "ssh://"},
+	{what: "CPU per clone over th::", ours: sec(clone, "cpu-s-clone-th"), ref: sec(clone, "cpu-s-clone-ssh"), refName: "ssh://", target: "<= 1.2"},
+	{what: "CPU per push over th::", ours: sec(clone, "cpu-s-push-th"), ref: sec(clone, "cpu-s-push-ssh"), refName: "ssh://", target: "<= 1.2"},
 	{section: "idle: CPU doing nothing (300 remotes)", what: "daemon, 300 local remotes", ours: pct(idle, "%core-local"), ref: pct(idle, "%core-local-empty"), refName: "no remotes", target: "< 0.1 %"},
 	{what: "far side, notify-changes, 300 repos", ours: pct(idle, "%core-notify"), ref: pct(idle, "%core-notify-empty"), refName: "no repos", target: "< 0.1 %"},
 	{what: "git runs while idle (local + far side)", ours: count(idle, "git-runs-local"), ref: count(idle, "git-runs-notify"), refName: "far side", target: "0"},
