@@ -37,6 +37,7 @@ func (s *Service) host(ctx context.Context, r *running, lock *hostLock, report f
 		if err != nil {
 			return fmt.Errorf("remotedaemon.thListen %s: %w", listens[0], err)
 		}
+		node.SetRouting(s.opts.GitDir, s.currentRouting())
 		stop := context.AfterFunc(ctx, func() { _ = node.Close() })
 		if err := node.ServeLocal(); err != nil {
 			s.log.Warn("cannot lend the node to git-remote-th and other daemons", "err", err)
