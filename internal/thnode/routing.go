@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"sync"
@@ -260,3 +261,19 @@ func (n *Node) RoutingStatus() RoutingStatus {
 	return RoutingStatus{Router: n.rt.route.Load(), Routers: n.Mesh.Routers(), RoutingStats: st.RoutingStats,
 		Refused: st.DropUnauthorized + n.routeRefusals.Load()}
 }
+
+// PrivateOnly reports whether every path is a loopback, private or
+// link-local address: peers outside this network (behind other NATs)
+// need a router to reach a node listening there.
+func PrivateOnly(paths []netip.AddrPort) bool {
+	for _, p := range paths {
+		a := p.Addr().Unmap()
+		if !a.IsLoopback() && !a.IsPrivate() && !a.IsLinkLocalUnicast() && !isCGNAT(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// isCGNAT: 100.64.0.0/10, the shared address space of carrier NATs.
+func isCGNAT(a netip.Addr) bool { return netip.MustParsePrefix("100.64.0.0/10").Contains(a) }
