@@ -65,6 +65,8 @@ type routing struct {
 	mu    sync.Mutex
 	by    map[string]Routing
 	runs  map[telehash.Hashname]*routerRun
+	// said is when a refusal of each peer was last logged.
+	said map[telehash.Hashname]time.Time
 }
 
 // routerRun keeps the link to one router.
@@ -163,6 +165,30 @@ func (n *Node) routeFor(h telehash.Hashname) bool {
 	n.routeRefusals.Add(1)
 	n.log.Info("refused to route for a peer no th:: remote names", "peer", h)
 	return false
+}
+
+// refusedHandshake logs, on a router, a handshake that no repository
+// admits (at most once a minute per peer, as the peer retries): the
+// router's owner sees who tries to use the router without being named.
+// The mesh counts them all (Stats.DropUnauthorized).
+func (n *Node) refusedHandshake(h telehash.Hashname) {
+	if !n.rt.route.Load() {
+		return
+	}
+	r := &n.rt
+	r.mu.Lock()
+	now := time.Now()
+	if r.said == nil || len(r.said) > 1024 {
+		r.said = map[telehash.Hashname]time.Time{}
+	}
+	last, seen := r.said[h]
+	if seen && now.Sub(last) < time.Minute {
+		r.mu.Unlock()
+		return
+	}
+	r.said[h] = now
+	r.mu.Unlock()
+	n.log.Info("refused a node that no th:: remote names: it gets no answer, and no routing", "peer", h)
 }
 
 // Router backoff between link attempts to a router that does not answer.

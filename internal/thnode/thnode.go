@@ -149,6 +149,14 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		linkAllow := allow
 		allow = func(h telehash.Hashname) bool { return linkAllow(h) || pairing.Admit(h) }
 	}
+	admitted := allow
+	allow = func(h telehash.Hashname) bool {
+		ok := admitted(h)
+		if !ok {
+			n.refusedHandshake(h)
+		}
+		return ok
+	}
 	m, err := telehash.NewMesh(ctx, opts.Identity, telehash.MeshOptions{Listen: opts.Listen, Allow: allow, Logger: opts.Logger,
 		HandshakeTimeout: opts.LinkTimeout, Keepalive: Keepalive,
 		// Always a router, which routes while SetRouting says so, for
