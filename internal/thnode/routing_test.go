@@ -164,3 +164,59 @@ func TestRouterLifecycle(t *testing.T) {
 	b.SetRouting("b", Routing{})
 	waitFor(t, "B drops its router", func() bool { return len(b.Mesh.Routers()) == 0 && len(b.Routers()) == 0 })
 }
+
+// TestServiceRouting: the node of an identity uses the routers of every
+// repository it serves (its host's and the registered ones), routes
+// while one of them sets remotedaemon.thRouter, and follows their
+// configuration (Configure after a RELOAD, a registered repository's
+// CONFIG) without restarting.
+func TestServiceRouting(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*hangGuard)
+	defer cancel()
+	a, b := twoRepos(t)
+	router, err := Start(ctx, Options{Identity: identity(t), Listen: "127.0.0.1:0", Allow: func(telehash.Hashname) bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer router.Close()
+	rURL := router.Addr().String()
+	rHN := router.Addr().Hashname
+	peer := thURL(identity(t))
+	port := freeUDPPort(t)
+	for _, dir := range []string{a, b} {
+		git(t, dir, "config", "remotedaemon.thListen", "127.0.0.1:"+itoa(port))
+		git(t, dir, "remote", "add", "peer", peer)
+	}
+	sa, sb := newService(t, a, nil), newService(t, b, nil)
+	configureFromGit(t, ctx, sa, a)
+	configureFromGit(t, ctx, sb, b)
+	host := sa.Node()
+	if host == nil || sb.Node() != nil {
+		t.Fatal("want a hosting, b registered")
+	}
+
+	// The registered repository names the router: the host uses it.
+	git(t, b, "config", "remotedaemon.thRouters", rURL)
+	configureFromGit(t, ctx, sb, b)
+	waitFor(t, "the host links to b's router", func() bool { return slices.Contains(host.Mesh.Routers(), rHN) })
+	// b routes: the host routes.
+	git(t, b, "config", "remotedaemon.thRouter", "true")
+	configureFromGit(t, ctx, sb, b)
+	waitFor(t, "the host routes for b", func() bool { return host.RoutingStatus().Router })
+	// a names the router too, b no longer: still used; then nobody: dropped.
+	git(t, a, "config", "remotedaemon.thRouters", rURL)
+	configureFromGit(t, ctx, sa, a)
+	git(t, b, "config", "--unset-all", "remotedaemon.thRouters")
+	git(t, b, "config", "remotedaemon.thRouter", "false")
+	configureFromGit(t, ctx, sb, b)
+	waitFor(t, "b no longer routes", func() bool { return !host.RoutingStatus().Router })
+	if !slices.Equal(host.Routers(), []telehash.Hashname{rHN}) {
+		t.Errorf("routers %v, want a's %s", host.Routers(), rHN)
+	}
+	git(t, a, "config", "--unset-all", "remotedaemon.thRouters")
+	configureFromGit(t, ctx, sa, a)
+	waitFor(t, "the router dropped", func() bool { return len(host.Mesh.Routers()) == 0 })
+	if sa.Node() != host {
+		t.Error("the node restarted for a routing change")
+	}
+}
