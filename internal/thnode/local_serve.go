@@ -84,7 +84,7 @@ func (n *Node) lend(ctx context.Context, c *net.UnixConn, br *bufio.Reader, req 
 			cancel()
 		}
 	}()
-	if req.Wait && !addr.Reachable() && !n.waitLinked(dctx, addr.Hashname) {
+	if req.Wait && !n.canReach(addr) && !n.waitLinked(dctx, addr.Hashname) {
 		fmt.Fprintf(c, "ERR %s: not linked\n", addr.Hashname)
 		return
 	}

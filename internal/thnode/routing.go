@@ -271,6 +271,13 @@ func (n *Node) awaitRouters(ctx context.Context, addr Addr) error {
 	return nil
 }
 
+// canReach says whether the node can link to addr by itself: a key and
+// a path or router, or a key and routers of its own (through which it
+// tries every peer).
+func (n *Node) canReach(addr Addr) bool {
+	return addr.Reachable() || (addr.Keys[telehash.CS3a.String()] != "" && len(n.Routers()) > 0)
+}
+
 // RoutingStatus is what the node's routing did so far.
 type RoutingStatus struct {
 	Router  bool                // routing (remotedaemon.thRouter)

@@ -290,8 +290,7 @@ func (n *Node) Dial(ctx context.Context, addr Addr, service string) (*telehash.S
 		if err := n.awaitRouters(ctx, addr); err != nil {
 			return nil, err
 		}
-		viaDefault := addr.Keys[telehash.CS3a.String()] != "" && len(n.Mesh.Routers()) > 0
-		if !addr.Reachable() && !viaDefault {
+		if !n.canReach(addr) {
 			return nil, fmt.Errorf("%s: not linked, and the th:: URL has no key and path or router to reach it", hn)
 		}
 		n.log.Debug("linking", "peer", hn, "paths", addr.Paths)
