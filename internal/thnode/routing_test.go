@@ -220,3 +220,54 @@ func TestServiceRouting(t *testing.T) {
 		t.Error("the node restarted for a routing change")
 	}
 }
+
+// TestRouterRestart: a node keeps its router: when the router restarts
+// (same identity and port), the node links to it again by itself, and a
+// peer reaches the node through it.
+func TestRouterRestart(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rID, aID, bID := identity(t), identity(t), identity(t)
+	allow := func(h telehash.Hashname) bool { return h == aID.Hashname() || h == bID.Hashname() }
+	r, err := Start(ctx, Options{Identity: rID, Listen: "127.0.0.1:0", Allow: allow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetRouting("r", Routing{Route: true})
+	rAddr := r.Addr()
+	b, err := Start(ctx, Options{Identity: bID, Listen: "127.0.0.1:0", LinkTimeout: 3 * time.Second,
+		Allow: func(h telehash.Hashname) bool { return h == aID.Hashname() }, Routing: Routing{Routers: []Addr{rAddr}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	waitFor(t, "B links to its router", func() bool { return r.Mesh.Up(bID.Hashname()) })
+	r.Close()
+	time.Sleep(1100 * time.Millisecond) // a new session's "at" is in seconds
+	r2, err := Start(ctx, Options{Identity: rID, Listen: rAddr.Paths[0].String(), Allow: allow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	r2.SetRouting("r", Routing{Route: true})
+	deadline := time.Now().Add(40 * time.Second)
+	for !r2.Mesh.Up(bID.Hashname()) {
+		if time.Now().After(deadline) {
+			t.Fatal("B did not link to its restarted router")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a, err := Start(ctx, Options{Identity: aID, Listen: "127.0.0.1:0", LinkTimeout: 3 * time.Second,
+		Allow: func(h telehash.Hashname) bool { return h == bID.Hashname() }, Routing: Routing{Routers: []Addr{rAddr}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	viaR := Addr{Hashname: bID.Hashname(), Keys: bID.Keys(), Routers: []telehash.Hashname{rID.Hashname()}}
+	if err := a.awaitRouters(ctx, viaR); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Mesh.Link(ctx, viaR.LinkInfo()); err != nil {
+		t.Fatalf("link through the restarted router: %v", err)
+	}
+}
