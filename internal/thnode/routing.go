@@ -195,6 +195,7 @@ func (n *Node) refusedHandshake(h telehash.Hashname) {
 const (
 	routerRetryMin = time.Second
 	routerRetryMax = time.Minute
+	routerCheck    = 2 * time.Second
 )
 
 // keepRouter links to the router and keeps the link (Mesh.AddRouter)
@@ -208,10 +209,18 @@ func (n *Node) keepRouter(ctx context.Context, run *routerRun) {
 		if err == nil {
 			run.up.Store(true)
 			run.once.Do(func() { close(run.first) })
-			n.log.Info("using a router", "router", h, "paths", run.addr.Paths)
-			<-ctx.Done() // the mesh keeps the link up (re-links a kept peer)
+			if said != "ok" {
+				n.log.Info("using a router", "router", h, "paths", run.addr.Paths)
+			}
+			said, wait = "ok", routerRetryMin
+			// The mesh keeps the link up (it re-links a kept peer). The
+			// router is added again should it leave the mesh's list (the
+			// run it replaced, for a new address, may remove it as it ends).
+			for ctx.Err() == nil && slices.Contains(n.Mesh.Routers(), h) {
+				sleep(ctx, routerCheck)
+			}
 			run.up.Store(false)
-			return
+			continue
 		}
 		if ctx.Err() != nil {
 			break

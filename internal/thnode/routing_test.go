@@ -160,6 +160,15 @@ func TestRouterLifecycle(t *testing.T) {
 		t.Fatalf("link once routing is back: %v", err)
 	}
 
+	// B's router at a new address (one more path): replaced, and kept.
+	moved := rAddr
+	moved.Paths = append([]netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:9")}, rAddr.Paths...)
+	b.SetRouting("b", Routing{Routers: []Addr{moved}})
+	time.Sleep(3 * routerCheck)
+	if !slices.Contains(b.Mesh.Routers(), rAddr.Hashname) {
+		t.Error("the router was lost when its address changed")
+	}
+
 	// B's router removed: the link is no longer kept as a router.
 	b.SetRouting("b", Routing{})
 	waitFor(t, "B drops its router", func() bool { return len(b.Mesh.Routers()) == 0 && len(b.Routers()) == 0 })
