@@ -43,6 +43,9 @@ type Report struct {
 	Started time.Time      `json:"started"`
 	Paused  bool           `json:"paused"`
 	Remotes []RemoteStatus `json:"remotes"`
+	// TH is the telehash node's routing and paths, when this daemon
+	// hosts its identity's node (live status only).
+	TH *THStatus `json:"th,omitempty"`
 }
 
 // book keeps the status of every remote and writes it to a file (for
