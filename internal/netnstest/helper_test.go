@@ -23,6 +23,8 @@ func TestMain(m *testing.M) {
 		os.Exit(echo(os.Getenv("NETNSTEST_ADDR")))
 	case "probe":
 		os.Exit(probe(os.Getenv("NETNSTEST_ADDR"), os.Stdin, os.Stdout))
+	case "punch":
+		os.Exit(punch(os.Getenv("NETNSTEST_ADDR"), os.Stdin, os.Stdout))
 	default:
 		fmt.Fprintln(os.Stderr, "unknown NETNSTEST_HELPER")
 		os.Exit(2)
@@ -147,4 +149,77 @@ func echoOn(t *testing.T, n *Net, h *Host) string {
 	addr := h.IP().String() + ":7000"
 	helper(t, n, h, "echo", addr)
 	return addr
+}
+
+// punch binds addr, learns its public mapping from the echo server whose
+// address is its first input line and prints it, then sends to the peer
+// mapping on its second line every 50 ms for 2 s and prints "got FROM"
+// for the first datagram from the peer, or "nothing".
+func punch(addr string, in io.Reader, out io.Writer) int {
+	c, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Fprintln(out, "ready")
+	sc := bufio.NewScanner(in)
+	buf := make([]byte, 1500)
+	if !sc.Scan() {
+		return 1
+	}
+	echo, err := net.ResolveUDPAddr("udp4", sc.Text())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if _, err := c.WriteTo([]byte("map"), echo); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	k, _, err := c.ReadFrom(buf)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Fprintln(out, strings.TrimPrefix(string(buf[:k]), "map "))
+	if !sc.Scan() {
+		return 1
+	}
+	peer, err := net.ResolveUDPAddr("udp4", sc.Text())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	got := make(chan string, 1)
+	go func() {
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		for {
+			k, from, err := c.ReadFrom(buf)
+			if err != nil {
+				got <- "nothing"
+				return
+			}
+			if string(buf[:k]) == "punch" {
+				got <- "got " + from.String()
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		_, _ = c.WriteTo([]byte("punch"), peer)
+		select {
+		case r := <-got:
+			// Keep sending a little so that the peer gets ours too.
+			for range 10 {
+				_, _ = c.WriteTo([]byte("punch"), peer)
+				time.Sleep(20 * time.Millisecond)
+			}
+			fmt.Fprintln(out, r)
+			return 0
+		case <-tick.C:
+		}
+	}
 }

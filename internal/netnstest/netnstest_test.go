@@ -99,6 +99,51 @@ func TestRandomNAT(t *testing.T) {
 	}
 }
 
+// Two hosts behind their own NATs learn their mappings from a public
+// echo server, then both send to the other's mapping: behind home
+// routers (port kept, unsolicited inbound dropped before conntrack
+// confirms it) both get through; behind `masquerade random` NATs the
+// mappings they learned are not the ones the NATs use toward each other,
+// and neither does.
+func TestHolePunch(t *testing.T) {
+	ctx := context.Background()
+	for _, random := range []bool{false, true} {
+		t.Run(map[bool]string{false: "home-routers", true: "random"}[random], func(t *testing.T) {
+			n := New(t)
+			echoHost := must[*Host](t)(n.PublicHost(ctx, "echo"))
+			na := must[*NAT](t)(n.NewNAT(ctx, "na", NATOptions{Random: random}))
+			nb := must[*NAT](t)(n.NewNAT(ctx, "nb", NATOptions{Random: random}))
+			alice := must[*Host](t)(na.Host(ctx, "alice"))
+			bob := must[*Host](t)(nb.Host(ctx, "bob"))
+			echo := echoOn(t, n, echoHost)
+			_, ain, aout := helper(t, n, alice, "punch", "0.0.0.0:5000")
+			_, bin, bout := helper(t, n, bob, "punch", "0.0.0.0:5000")
+			line := func(sc interface {
+				Scan() bool
+				Text() string
+			}) string {
+				if !sc.Scan() {
+					t.Fatal("punch ended early")
+				}
+				return sc.Text()
+			}
+			fmt.Fprintln(ain, echo)
+			fmt.Fprintln(bin, echo)
+			amap, bmap := line(aout), line(bout)
+			fmt.Fprintln(ain, bmap)
+			fmt.Fprintln(bin, amap)
+			a, b := line(aout), line(bout)
+			if !random {
+				if a != "got "+bmap || b != "got "+amap {
+					t.Errorf("punching through home routers: alice %q (bob's mapping %s), bob %q (alice's %s)", a, bmap, b, amap)
+				}
+			} else if a != "nothing" || b != "nothing" {
+				t.Errorf("punching through random NATs got through: alice %q, bob %q", a, b)
+			}
+		})
+	}
+}
+
 // After a flush the NAT has forgotten its mappings: the next packet gets
 // a new one (a new port under random).
 func TestFlush(t *testing.T) {
