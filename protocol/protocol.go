@@ -6,8 +6,9 @@
 // The protocol is asynchronous and line based: either side may send any
 // message at any time and no message is answered. Each message is one line
 // of space separated words ending in "\n". The daemon emits CONNECTED,
-// DISCONNECTED, CHANGED, STATUS and ERROR; it consumes PAUSE, RESUME, PUSH
-// and RELOAD.
+// DISCONNECTED, CHANGED, STATUS and ERROR (and PAIRCODE and PAIRED when
+// pairing); it consumes PAUSE, RESUME, PUSH and RELOAD (and PAIR and
+// PAIRJOIN).
 //
 // A program driving the daemon reads its stdout with NewReader and Parse,
 // which returns one of the message types below (switch on them), and
@@ -197,18 +198,21 @@ func Parse(line string) (Message, error) {
 	case "":
 		return nil, fmt.Errorf("%w: empty line", ErrMalformed)
 	}
+	if m, ok, err := parsePair(verb, rest, line); ok {
+		return m, err
+	}
 	return nil, fmt.Errorf("%w: unknown message %q", ErrMalformed, clip(verb))
 }
 
-// ParseCommand parses a line sent to the daemon: PAUSE, RESUME, PUSH or
-// RELOAD. Any other message is an error.
+// ParseCommand parses a line sent to the daemon: PAUSE, RESUME, PUSH,
+// RELOAD, PAIR or PAIRJOIN. Any other message is an error.
 func ParseCommand(line string) (Message, error) {
 	m, err := Parse(line)
 	if err != nil {
 		return nil, err
 	}
 	switch m.(type) {
-	case Pause, Resume, Push, Reload:
+	case Pause, Resume, Push, Reload, Pair, PairJoin:
 		return m, nil
 	}
 	return nil, fmt.Errorf("%w: %s is sent by the daemon, not to it", ErrMalformed, m.Verb())

@@ -174,7 +174,8 @@ func TestWriterWholeLines(t *testing.T) {
 // accepts renders back to the very same line.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"PAUSE", "PUSH origin", "CHANGED o " + sha1 + " " + zero,
-		"STATUS o a b", "ERROR * x", "RELOAD", "CONNECTED x", "PUSH \xff", "CHANGED o " + s256} {
+		"STATUS o a b", "ERROR * x", "RELOAD", "CONNECTED x", "PUSH \xff", "CHANGED o " + s256,
+		"PAIR name=a allowpush timeout=60", "PAIRJOIN grd1-abc name=b", "PAIRCODE grd1-abc", "PAIRED a th::x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {

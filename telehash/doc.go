@@ -46,6 +46,26 @@
 // at) is taken up as a new session, failing the old session's channels
 // with ErrSessionReset.
 //
+// Pipes: a path to a peer may be a Pipe instead of a UDP address (a
+// relay through a router, an XMPP session). Mesh.AddPipe and
+// LinkInfo.Pipes offer one to a peer; Mesh.Receive hands the mesh what
+// arrived over one, handled exactly as a datagram (authentication,
+// replay protection, per-source limits keyed by the pipe). The current
+// path is where the last fresh authenticated packet came from, UDP or
+// pipe alike; handshakes and keepalives go to every path.
+//
+// Routing (spec: routing.md, channels/peer.md, channels/connect.md): a
+// mesh with MeshOptions.Router introduces peers it has links with and
+// that RouteFor admits, and relays their packets (still end-to-end
+// encrypted) while they have no direct path. A node names its routers
+// with Mesh.AddRouter (kept alive every RouterKeepalive, for NATs) or
+// per peer with LinkVia ("peer" paths); Link then also sends its
+// handshakes through them. When introduced, both sides send handshakes
+// to the address the router saw the other at (hole punching): a direct
+// UDP path that works is preferred, and the relay carries the traffic
+// while there is none. Interoperates with telehash-js's peer extension
+// both ways.
+//
 // Replays: anyone on the path can record datagrams and send them again,
 // from anywhere. Only a fresh authenticated packet moves a peer's path
 // and keeps its link alive: a handshake with an at above the highest
@@ -98,6 +118,25 @@
 // Reno-style congestion window (slow start, halving on loss, partial-ack
 // recovery) paces the sender, and a closed window is probed. Datagrams
 // stay within MaxDatagramSize (1400 bytes).
+//
+// # Paths and roaming
+//
+// A Mesh binds IPv4 or IPv6 ("[::]:port" is dual stack; IPv4 peers keep
+// udp4 paths, v4-mapped addresses are unmapped). Every link carries a
+// "path" channel (channels/path.md): half a second after a link comes
+// up each side lists its own paths (LocalPaths) and answers the other's
+// request on its known paths with the path each answer goes to, so each
+// learns how the other sees it (SeenAs: behind a NAT, its public
+// address) and what paths the other has (kept to re-link it). Links
+// follow peers that move: a peer's fresh authenticated packet from a new
+// address (a handshake with a new at or of a new session) moves its
+// path. A mesh that moved itself tells its peers with Roam (called by
+// its interface watcher when bound to an unspecified address and the
+// machine's addresses change). A keepalive not answered within a second,
+// or a link in use that went down, starts probing: handshakes with a new
+// at to every path of the peer (relay pipes through its routers
+// included; once down, the paths it listed too) after 1, 2, 4... s up to
+// Keepalive, until it answers. See roam.go and path_channel.go.
 //
 // # Streams
 //

@@ -106,7 +106,7 @@ func TestHandshakeRateLimitPerSource(t *testing.T) {
 		if i%2 == 1 {
 			p = pb
 		}
-		p.keepalive([]netip.AddrPort{p.path()})
+		p.keepalive([]pathAddr{p.path()})
 		waitUntil(t, ctx, "the keepalive is answered", func() bool { return pa.x.At() == pb.x.At() })
 	}
 	if got := a.Stats().HandshakesSent + b.Stats().HandshakesSent - sent; got != 12 {
@@ -128,7 +128,7 @@ func TestSourceLimiter(t *testing.T) {
 	take := func(s netip.AddrPort, n int) int {
 		ok := 0
 		for range n {
-			if l.allow(s, now) {
+			if l.allow(udpPath(s), now) {
 				ok++
 			}
 		}

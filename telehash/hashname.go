@@ -135,3 +135,67 @@ func HashnameFromBase32Keys(keys map[string]string) (Hashname, error) {
 	}
 	return HashnameFromKeys(bin)
 }
+
+// HashnameFromParts computes a hashname from some cipher set keys and
+// the intermediate digests of the others (spec: hashname.md "The
+// intermediate digest values may be used and exchanged directly instead
+// of the original CSK"), both base32 by CSID as in link JSON. A CSID
+// may not be in both maps; each intermediate must decode to 32 bytes.
+func HashnameFromParts(keys, intermediates map[string]string) (Hashname, error) {
+	ims := make(map[CSID][32]byte, len(keys)+len(intermediates))
+	for s, v := range keys {
+		id, err := ParseCSID(s)
+		if err != nil {
+			return "", err
+		}
+		k, err := Base32Decode(v)
+		if err != nil {
+			return "", fmt.Errorf("key %s: %w", s, err)
+		}
+		if len(k) == 0 {
+			return "", fmt.Errorf("%w: empty key for csid %s", ErrMalformed, s)
+		}
+		if id == CS3a {
+			if err := checkKey3a(k); err != nil {
+				return "", err
+			}
+		}
+		ims[id] = Intermediate(k)
+	}
+	for s, v := range intermediates {
+		id, err := ParseCSID(s)
+		if err != nil {
+			return "", err
+		}
+		if _, dup := keys[s]; dup {
+			return "", fmt.Errorf("%w: csid %s given as a key and as an intermediate", ErrMalformed, s)
+		}
+		im, err := Base32Decode(v)
+		if err != nil {
+			return "", fmt.Errorf("intermediate %s: %w", s, err)
+		}
+		if len(im) != sha256.Size {
+			return "", fmt.Errorf("%w: intermediate %s is %d bytes, not %d", ErrMalformed, s, len(im), sha256.Size)
+		}
+		ims[id] = [32]byte(im)
+	}
+	return HashnameFromIntermediates(ims)
+}
+
+// Intermediates returns the base32 intermediate digests of keys in link
+// JSON form ({"1a":"base32 key"} -> {"1a":"base32 sha256(key)"}).
+func Intermediates(keys map[string]string) (map[string]string, error) {
+	out := make(map[string]string, len(keys))
+	for s, v := range keys {
+		if _, err := ParseCSID(s); err != nil {
+			return nil, err
+		}
+		k, err := Base32Decode(v)
+		if err != nil {
+			return nil, fmt.Errorf("key %s: %w", s, err)
+		}
+		im := Intermediate(k)
+		out[s] = Base32Encode(im[:])
+	}
+	return out, nil
+}

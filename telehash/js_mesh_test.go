@@ -25,6 +25,11 @@ type jsHarness struct {
 // GRD_REQUIRE_PEERS=1) when TELEHASH_JS_NODE_PATH is not set, as
 // TestLiveTelehashJS does.
 func startJSHarness(t *testing.T, ctx context.Context) *jsHarness {
+	return startJSScript(t, ctx, "testdata/js_mesh_peer.js")
+}
+
+// startJSScript starts a telehash-js harness script.
+func startJSScript(t *testing.T, ctx context.Context, script string) *jsHarness {
 	nodePath := os.Getenv("TELEHASH_JS_NODE_PATH")
 	if nodePath == "" {
 		if os.Getenv("GRD_REQUIRE_PEERS") != "" {
@@ -32,7 +37,7 @@ func startJSHarness(t *testing.T, ctx context.Context) *jsHarness {
 		}
 		t.Skip("TELEHASH_JS_NODE_PATH not set; scripts/test installs the telehash-js peer")
 	}
-	cmd := exec.CommandContext(ctx, "node", "testdata/js_mesh_peer.js")
+	cmd := exec.CommandContext(ctx, "node", script)
 	cmd.Env = append(os.Environ(), "NODE_PATH="+nodePath)
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
@@ -119,6 +124,26 @@ func TestMeshTelehashJS(t *testing.T) {
 		if !m.Up(jsHN) {
 			t.Fatal("telehash-js says up, the mesh does not")
 		}
+		// The path channel: telehash-js's request is answered with the
+		// path it came from (not "unknown type"), and its answer to ours
+		// tells us how it sees us.
+		js.send(map[string]any{"cmd": "pathping"})
+		pong := js.wait("pong")
+		jsPath := jsInfo.Paths[0]
+		if pong["err"] != nil || pong["path"] == nil {
+			t.Fatalf("telehash-js's path request: %v", pong)
+		}
+		if p := pong["path"].(map[string]any); p["type"] != jsPath.Type || p["ip"] != jsPath.IP || p["port"] != float64(jsPath.Port) {
+			t.Fatalf("our answer names %v, telehash-js is at %+v", p, jsPath)
+		}
+		waitUntil(t, ctx, "telehash-js answers our path request", func() bool {
+			_, ok := m.SeenAs(jsHN)
+			return ok
+		})
+		if got, _ := m.SeenAs(jsHN); got != m.Addr() {
+			t.Fatalf("telehash-js sees us at %v, we are at %v", got, m.Addr())
+		}
+		t.Logf("path channel: telehash-js got %v, has pipes %v; it sees us at %v", pong["path"], pong["pipes"], m.Addr())
 		js.send(map[string]any{"cmd": "stream", "size": 256 << 10})
 		sent := js.wait("sent")
 		done := js.wait("streamdone")

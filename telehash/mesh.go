@@ -46,13 +46,22 @@ type Path struct {
 	Type string `json:"type"`
 	IP   string `json:"ip"`
 	Port int    `json:"port"`
+	// HN is the router of a "peer" path (spec: channels/path.md): the
+	// peer is reached through it (see Mesh.AddRouter).
+	HN Hashname `json:"hn,omitempty"`
 }
 
 // LinkInfo is what a Mesh needs to link to a peer (spec: link.md "JSON"):
 // its keys (base32 by CSID, a "3a" key is required) and paths.
+// Intermediates may stand for the keys of the peer's other cipher sets
+// (base32 SHA-256 of the key, spec: hashname.md): the hashname is
+// computed from both.
 type LinkInfo struct {
-	Keys  map[string]string `json:"keys"`
-	Paths []Path            `json:"paths"`
+	Keys          map[string]string `json:"keys"`
+	Intermediates map[string]string `json:"intermediates,omitempty"`
+	Paths         []Path            `json:"paths"`
+	// Pipes are paths to try besides Paths (see Pipe).
+	Pipes []Pipe `json:"-"`
 }
 
 // MeshOptions configure a Mesh. Zero values select the defaults.
@@ -108,6 +117,27 @@ type MeshOptions struct {
 	HandshakeQueue   int
 	// Rand is the randomness source (default crypto/rand.Reader).
 	Rand io.Reader
+
+	// Routing (router.go, relay.go).
+	// Router makes the mesh answer peer requests: introduce peers and
+	// relay their packets. Off by default.
+	Router bool
+	// RouteFor says whom the router routes for: it introduces A to B only
+	// when RouteFor admits both (and has links to both). nil admits
+	// every peer the mesh has a link with (those Allow or Link admitted),
+	// which is what telehash-js does. A node's own owner should pass the
+	// peers it trusts (the daemon: the peers named in its config).
+	RouteFor func(Hashname) bool
+	// RelayRate bounds the bytes a second relayed for one pair of peers
+	// (default 4 MiB/s; a burst of a second's worth); more is dropped.
+	RelayRate int
+	// MaxRelays bounds the relayed routes kept (default 1024): one per
+	// introduced side and session.
+	MaxRelays int
+	// RouterKeepalive is how often a node sends keepalives to the routers
+	// it uses (AddRouter), to keep its NAT's mapping open (default 20 s,
+	// or Keepalive if shorter).
+	RouterKeepalive time.Duration
 }
 
 func (o *MeshOptions) setDefaults() {
@@ -157,6 +187,7 @@ func (o *MeshOptions) setDefaults() {
 	if o.HandshakeQueue <= 0 {
 		o.HandshakeQueue = 64
 	}
+	o.setRoutingDefaults()
 }
 
 // maxSources bounds the per-source handshake buckets.
@@ -184,6 +215,7 @@ type Stats struct {
 	DropOverload         uint64 // handshake with an unknown key dropped: the queue was full
 	HandshakesOpened     uint64 // handshakes with an unknown key decrypted (with X25519)
 	Sessions             uint64 // sessions started (new remote ephemeral keys accepted)
+	RoutingStats
 }
 
 type meshStats struct {
@@ -191,6 +223,7 @@ type meshStats struct {
 	dropHandshake, dropChannel, dropOverflow, retransmits, timeouts, duplicates, handshakesSent,
 	channelsOpened, channelsAccepted, unreliableQueueDrops, dropReplay, dropRateLimited,
 	dropOverload, handshakesOpened, sessions atomic.Uint64
+	routing routingStats
 }
 
 // Mesh is a local telehash endpoint on one UDP socket: it keeps one
@@ -216,6 +249,12 @@ type Mesh struct {
 	// tombs remember forgotten peers (tombOrder: oldest first).
 	tombs     map[Hashname]tomb
 	tombOrder []Hashname
+	// pendingPipes are pipes offered (AddPipe) to peers not known yet.
+	pendingPipes map[Hashname][]Pipe
+	// routing is the router and relay state (router.go, relay.go).
+	routing *routing
+	// testDrop, set by tests before use, drops what is sent to some paths.
+	testDrop func(pathAddr) bool
 
 	limiter   *sourceLimiter
 	hsq       chan hsJob
@@ -223,6 +262,7 @@ type Mesh struct {
 	stashMu   sync.Mutex
 	stash     []stashed // channel packets waiting for a session (mesh_stash.go)
 
+	seenAs seenState // path_channel.go
 	stats  meshStats
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -255,11 +295,17 @@ func NewMesh(ctx context.Context, id *Identity, opts MeshOptions) (*Mesh, error)
 		hsq:      make(chan hsJob, opts.HandshakeQueue),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.handlers[PathType] = m.servePath
 	m.wg.Add(2 + opts.HandshakeWorkers)
+	m.initRouting()
 	go m.readLoop()
 	go m.monitor()
 	for range opts.HandshakeWorkers {
 		go m.handshakeWorker()
+	}
+	if m.addr.Addr().IsUnspecified() { // roam.go: notice a network change
+		m.wg.Add(1)
+		go m.watchInterfaces(net.InterfaceAddrs, interfacePoll)
 	}
 	return m, nil
 }
@@ -293,7 +339,7 @@ func (m *Mesh) Stats() Stats {
 		ChannelsAccepted: s.channelsAccepted.Load(), UnreliableQueueDrops: s.unreliableQueueDrops.Load(),
 		DropReplay: s.dropReplay.Load(), DropRateLimited: s.dropRateLimited.Load(),
 		DropOverload: s.dropOverload.Load(), HandshakesOpened: s.handshakesOpened.Load(),
-		Sessions: s.sessions.Load(),
+		Sessions: s.sessions.Load(), RoutingStats: s.routing.snapshot(),
 	}
 }
 
@@ -368,6 +414,17 @@ func (m *Mesh) readLoop() {
 
 // receive handles one datagram; b is reused by the caller afterwards.
 func (m *Mesh) receive(b []byte, from netip.AddrPort) {
+	// A dual-stack socket sees IPv4 peers as ::ffff:a.b.c.d: keep their
+	// paths IPv4, as they are linked and compared.
+	if from.Addr().Is4In6() {
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	}
+	m.receivePath(b, udpPath(from))
+}
+
+// receivePath handles one packet that came over path from; b is
+// overwritten, and reused by the caller afterwards.
+func (m *Mesh) receivePath(b []byte, from pathAddr) {
 	pkt, err := uncloakInPlace(b)
 	if err != nil || len(pkt) < 2 {
 		m.stats.dropMalformed.Add(1)
@@ -386,7 +443,7 @@ func (m *Mesh) receive(b []byte, from netip.AddrPort) {
 // receiveChannel routes a channel packet by its token, decrypts it in
 // place and hands it to the peer. Only a fresh packet moves the peer's
 // path (see peer.receiveChannel).
-func (m *Mesh) receiveChannel(pkt []byte, from netip.AddrPort) {
+func (m *Mesh) receiveChannel(pkt []byte, from pathAddr) {
 	if len(pkt) < 2+TokenSize {
 		m.stats.dropMalformed.Add(1)
 		return
@@ -395,9 +452,12 @@ func (m *Mesh) receiveChannel(pkt []byte, from netip.AddrPort) {
 	p := m.tokens[Token(pkt[2:2+TokenSize])]
 	m.mu.Unlock()
 	if p == nil {
-		m.stats.dropUnknownToken.Add(1)
+		if !m.relayChannel(pkt, from) {
+			m.stats.dropUnknownToken.Add(1)
+		}
 		return
 	}
+	from = m.viaRelay(p, from)
 	inner, err := p.x.openChannelFast(pkt)
 	if err != nil {
 		if !m.stashChannel(p, pkt, from) {
@@ -409,7 +469,7 @@ func (m *Mesh) receiveChannel(pkt []byte, from netip.AddrPort) {
 }
 
 // receiveDecrypted handles a decrypted channel packet of p from addr.
-func (p *peer) receiveDecrypted(inner []byte, from netip.AddrPort) {
+func (p *peer) receiveDecrypted(inner []byte, from pathAddr) {
 	// Sealed with the session keys: the peer has our handshake.
 	p.confirmed.Store(true)
 	ip, err := decodeInner(inner)
@@ -437,6 +497,7 @@ func (m *Mesh) peer(hn Hashname, key []byte) (*peer, error) {
 	}
 	p := newPeer(m, hn, x)
 	m.resurrectLocked(p)
+	m.adoptPendingPipesLocked(p)
 	m.peers[hn] = p
 	m.tokens[x.Token()] = p
 	return p, nil

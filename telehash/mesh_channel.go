@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/netip"
 	"sync"
 	"time"
 )
@@ -137,7 +136,7 @@ func (m *Mesh) OpenChannel(ctx context.Context, peer Hashname, typ string, relia
 // has no effect beyond its own channel and does not move the path; a
 // fresh one (new content or a new acknowledgement on a reliable channel,
 // a new channel) makes from the peer's path (spec: e3x/channels.md).
-func (p *peer) receiveChannel(ip *innerPkt, from netip.AddrPort) {
+func (p *peer) receiveChannel(ip *innerPkt, from pathAddr) {
 	p.mu.Lock()
 	c := p.chans[ip.c]
 	p.mu.Unlock()
@@ -199,7 +198,7 @@ func (p *peer) sendRaw(inner []byte) error {
 	if err != nil {
 		return err
 	}
-	return p.m.writeTo(d, p.path())
+	return p.m.send(d, p.path())
 }
 
 // Send sends a content packet: p's Extra, Body and End are used, the

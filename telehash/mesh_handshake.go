@@ -2,7 +2,6 @@ package telehash
 
 import (
 	"bytes"
-	"net/netip"
 	"time"
 )
 
@@ -61,7 +60,7 @@ func lowOrder(k *[KeySize3a]byte) bool {
 // hsJob is a handshake with an unknown ephemeral key, queued for a worker.
 type hsJob struct {
 	pkt  []byte
-	from netip.AddrPort
+	from pathAddr
 }
 
 // tomb is what the mesh keeps of a forgotten peer: enough to know its
@@ -70,14 +69,14 @@ type tomb struct {
 	remoteAt uint64
 	last     *[KeySize3a]byte // the last session's ephemeral key
 	olds     [][KeySize3a]byte
-	path     netip.AddrPort
+	path     pathAddr
 }
 
 // receiveHandshakeDatagram handles a handshake message on the read loop
 // (uncloaked, pkt reused afterwards): cheap checks, then handshakes of
 // known sessions at once, and unknown ones, within their source's
 // limit, through the worker queue.
-func (m *Mesh) receiveHandshakeDatagram(pkt []byte, from netip.AddrPort) {
+func (m *Mesh) receiveHandshakeDatagram(pkt []byte, from pathAddr) {
 	if len(pkt) < 3+MessageOverhead3a || len(pkt) > MaxPacketSize || pkt[2] != byte(CS3a) {
 		m.stats.dropMalformed.Add(1)
 		return
@@ -101,6 +100,9 @@ func (m *Mesh) receiveHandshakeDatagram(pkt []byte, from netip.AddrPort) {
 			return
 		}
 		p.handshake(h, from)
+		return
+	}
+	if m.relayHandshake(pkt, from) {
 		return
 	}
 	// Only handshakes needing X25519 count against their source's limit:
@@ -137,7 +139,7 @@ func (m *Mesh) handshakeWorker() {
 // receiveHandshake decrypts a handshake with an unknown ephemeral key,
 // applies the Allow policy, authenticates it and syncs the peer's
 // exchange. Strangers cost one X25519, peers not yet known two.
-func (m *Mesh) receiveHandshake(pkt []byte, from netip.AddrPort) {
+func (m *Mesh) receiveHandshake(pkt []byte, from pathAddr) {
 	m.stats.handshakesOpened.Add(1)
 	h, body, err := openHandshakeInner(m.id, pkt)
 	if err != nil {
@@ -188,7 +190,7 @@ func (m *Mesh) receiveHandshake(pkt []byte, from netip.AddrPort) {
 // replayed reports whether h, received from addr, is a replay of the
 // forgotten peer's handshakes, or a stale one from elsewhere than where
 // the peer was. The last session's key with a higher at resumes it.
-func (t tomb) replayed(h *Handshake, from netip.AddrPort) bool {
+func (t tomb) replayed(h *Handshake, from pathAddr) bool {
 	for _, e := range t.olds {
 		if e == h.Ephemeral {
 			return true
@@ -214,7 +216,8 @@ func (t tomb) replayed(h *Handshake, from netip.AddrPort) bool {
 //     the peer's known path, and only while the peer has not shown it
 //     got ours;
 //   - a replay of an earlier session's, never.
-func (p *peer) handshake(h *Handshake, from netip.AddrPort) {
+func (p *peer) handshake(h *Handshake, from pathAddr) {
+	from = p.m.viaRelay(p, from)
 	p.hsMu.Lock()
 	defer p.hsMu.Unlock()
 	m := p.m
@@ -261,7 +264,7 @@ func (p *peer) handshake(h *Handshake, from netip.AddrPort) {
 }
 
 // answer sends our current handshake to addr.
-func (p *peer) answer(to netip.AddrPort) {
+func (p *peer) answer(to pathAddr) {
 	msg, err := p.x.Handshake()
 	if err != nil {
 		p.m.log.Debug("telehash: handshake", "err", err)
@@ -272,7 +275,7 @@ func (p *peer) answer(to netip.AddrPort) {
 
 // isKnownPath reports whether addr is the peer's current path or one it
 // was linked with.
-func (p *peer) isKnownPath(addr netip.AddrPort) bool {
+func (p *peer) isKnownPath(addr pathAddr) bool {
 	if addr == p.path() {
 		return true
 	}

@@ -20,12 +20,15 @@ type peer struct {
 	hn Hashname
 	x  *Exchange
 
-	addr     atomic.Pointer[netip.AddrPort] // current path
-	lastRecv atomic.Int64                   // unix nanos of the last authenticated packet
+	addr     atomic.Pointer[pathAddr] // current path
+	lastRecv atomic.Int64             // unix nanos of the last authenticated packet
+	// lastDirect is when the last fresh packet came over UDP, lastProbe
+	// when a path probe was last sent (relay.go).
+	lastDirect, lastProbe atomic.Int64
 
 	mu      sync.Mutex
 	linked  bool // Link was called: always allowed, re-linked while down
-	paths   []netip.AddrPort
+	paths   []pathAddr
 	up      bool
 	upWake  chan struct{} // closed and replaced when the link comes up
 	lastKA  time.Time     // last keepalive or re-link handshake
@@ -49,6 +52,7 @@ type peer struct {
 	// (guarded by Mesh.mu).
 	curEph [KeySize3a]byte
 	hasEph bool
+	roam   roamState // roam.go
 }
 
 func newPeer(m *Mesh, hn Hashname, x *Exchange) *peer {
@@ -78,30 +82,37 @@ func (p *peer) isUp() bool {
 // received records a fresh authenticated packet from addr: the link is
 // alive and addr is the peer's path. Never call it for a packet that may
 // be a replay.
-func (p *peer) received(from netip.AddrPort) {
-	p.lastRecv.Store(time.Now().UnixNano())
+func (p *peer) received(from pathAddr) {
+	now := time.Now().UnixNano()
+	p.lastRecv.Store(now)
+	if !p.preferPath(from, now) {
+		return
+	}
 	if a := p.addr.Load(); a == nil || *a != from {
 		p.addr.Store(&from)
+		if a != nil && a.IsValid() {
+			p.pathChanged()
+		}
 	}
 }
 
 // path returns the current path.
-func (p *peer) path() netip.AddrPort {
+func (p *peer) path() pathAddr {
 	if a := p.addr.Load(); a != nil {
 		return *a
 	}
-	return netip.AddrPort{}
+	return pathAddr{}
 }
 
 // sendHandshake sends a (cloaked) handshake message to addrs.
-func (p *peer) sendHandshake(msg []byte, addrs ...netip.AddrPort) {
+func (p *peer) sendHandshake(msg []byte, addrs ...pathAddr) {
 	for _, a := range addrs {
 		c, err := Cloak(p.m.opts.Rand, msg, 1)
 		if err != nil {
 			p.m.log.Debug("telehash: cloak handshake", "err", err)
 			return
 		}
-		if err := p.m.writeTo(c, a); err == nil {
+		if err := p.m.send(c, a); err == nil {
 			p.m.stats.handshakesSent.Add(1)
 		}
 	}
@@ -124,6 +135,7 @@ func (p *peer) setUp() {
 	if f := p.m.opts.OnLink; f != nil {
 		f(p.hn, true)
 	}
+	go p.requestPaths(p.m.ctx) // path_channel.go
 }
 
 // failChannels fails and forgets every channel.
@@ -174,6 +186,9 @@ func (p *peer) tick(now time.Time) {
 	if keepalive {
 		p.keepalive(addrs)
 	}
+	if keepalive || down {
+		p.watchAnswer(now) // roam.go: probe a peer that does not answer
+	}
 	if remove {
 		p.m.mu.Lock()
 		if p.m.peers[p.hn] == p {
@@ -184,7 +199,7 @@ func (p *peer) tick(now time.Time) {
 }
 
 // keepalive sends a handshake with a new at to addrs.
-func (p *peer) keepalive(addrs []netip.AddrPort) {
+func (p *peer) keepalive(addrs []pathAddr) {
 	if _, err := p.x.Resync(); err != nil {
 		return
 	}
@@ -194,8 +209,8 @@ func (p *peer) keepalive(addrs []netip.AddrPort) {
 }
 
 // targetsLocked returns the current path and the linked paths.
-func (p *peer) targetsLocked() []netip.AddrPort {
-	out := make([]netip.AddrPort, 0, 1+len(p.paths))
+func (p *peer) targetsLocked() []pathAddr {
+	out := make([]pathAddr, 0, 1+len(p.paths))
 	if a := p.path(); a.IsValid() {
 		out = append(out, a)
 	}
@@ -214,7 +229,7 @@ func (p *peer) targetsLocked() []netip.AddrPort {
 // Keep), and let go when idle. Returns at once when the link is already
 // up.
 func (m *Mesh) Link(ctx context.Context, info LinkInfo) (Hashname, error) {
-	hn, err := HashnameFromBase32Keys(info.Keys)
+	hn, err := HashnameFromParts(info.Keys, info.Intermediates)
 	if err != nil {
 		return "", fmt.Errorf("telehash: link: %w", err)
 	}
@@ -225,7 +240,7 @@ func (m *Mesh) Link(ctx context.Context, info LinkInfo) (Hashname, error) {
 	if err != nil || len(key) != KeySize3a {
 		return "", fmt.Errorf("%w: link needs a 3a key", ErrUnsupported)
 	}
-	var paths []netip.AddrPort
+	var paths []pathAddr
 	for _, pa := range info.Paths {
 		if pa.Type != "udp4" && pa.Type != "udp6" {
 			continue
@@ -234,7 +249,10 @@ func (m *Mesh) Link(ctx context.Context, info LinkInfo) (Hashname, error) {
 		if err != nil || pa.Port <= 0 || pa.Port > 65535 {
 			continue
 		}
-		paths = append(paths, netip.AddrPortFrom(ip, uint16(pa.Port)))
+		paths = append(paths, udpPath(netip.AddrPortFrom(ip, uint16(pa.Port))))
+	}
+	for _, pi := range info.Pipes {
+		mustComparablePipe(pi)
 	}
 	p, err := m.peer(hn, key)
 	if err != nil {
@@ -243,12 +261,26 @@ func (m *Mesh) Link(ctx context.Context, info LinkInfo) (Hashname, error) {
 	p.mu.Lock()
 	p.linked = true
 	if len(paths) > 0 {
+		// New UDP paths replace the old ones; pipes stay.
+		for _, a := range p.paths {
+			if a.isPipe() {
+				paths = append(paths, a)
+			}
+		}
 		p.paths = paths
 	}
+	p.mu.Unlock()
+	for _, pi := range info.Pipes {
+		p.addPath(pipePath(pi))
+	}
+	for _, pi := range m.routerPipes(hn, info.Paths) {
+		p.addPath(pipePath(pi))
+	}
+	p.mu.Lock()
 	n := len(p.paths)
 	p.mu.Unlock()
 	if n == 0 && !p.path().IsValid() {
-		return "", fmt.Errorf("telehash: link to %s: no udp4/udp6 path", hn)
+		return "", fmt.Errorf("telehash: link to %s: no udp4/udp6 path nor pipe", hn)
 	}
 	return hn, p.link(ctx)
 }

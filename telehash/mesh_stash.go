@@ -1,7 +1,5 @@
 package telehash
 
-import "net/netip"
-
 // maxStash bounds the channel packets kept while handshakes are opened.
 const maxStash = 64
 
@@ -16,13 +14,13 @@ const maxStash = 64
 type stashed struct {
 	p    *peer
 	pkt  []byte
-	from netip.AddrPort
+	from pathAddr
 }
 
 // stashChannel keeps a channel packet of p that failed to decrypt, if
 // handshakes are being opened; it reports whether it kept (or, the
 // session having changed meanwhile, handled) the packet.
-func (m *Mesh) stashChannel(p *peer, pkt []byte, from netip.AddrPort) bool {
+func (m *Mesh) stashChannel(p *peer, pkt []byte, from pathAddr) bool {
 	if m.hsPending.Load() == 0 {
 		return false
 	}

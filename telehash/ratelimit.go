@@ -1,12 +1,11 @@
 package telehash
 
 import (
-	"net/netip"
 	"sync"
 	"time"
 )
 
-// sourceLimiter is a token bucket per source address, for handshakes: a
+// sourceLimiter is a token bucket per source (UDP address or pipe), for handshakes: a
 // source gets rate handshakes a second, burst at once. The map of
 // buckets is bounded: when it is full, buckets that refilled are
 // forgotten (at most once a second), and while it stays full new
@@ -16,7 +15,7 @@ type sourceLimiter struct {
 	max         int
 
 	mu        sync.Mutex
-	buckets   map[netip.AddrPort]*bucket
+	buckets   map[pathAddr]*bucket
 	overflow  bucket
 	lastSweep time.Time
 }
@@ -28,11 +27,11 @@ type bucket struct {
 
 func newSourceLimiter(rate, burst float64, max int) *sourceLimiter {
 	return &sourceLimiter{rate: rate, burst: burst, max: max,
-		buckets: make(map[netip.AddrPort]*bucket)}
+		buckets: make(map[pathAddr]*bucket)}
 }
 
 // allow takes a token from src's bucket, and reports whether it had one.
-func (l *sourceLimiter) allow(src netip.AddrPort, now time.Time) bool {
+func (l *sourceLimiter) allow(src pathAddr, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.buckets[src]

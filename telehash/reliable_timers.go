@@ -74,6 +74,7 @@ func (c *Channel) onRTO() {
 	for _, b := range out {
 		c.p.sendRaw(b)
 	}
+	c.p.probePaths(now)
 }
 
 // armRackLocked starts the timer that resends packets reported missing

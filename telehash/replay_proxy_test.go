@@ -233,8 +233,8 @@ func (w *replayWorld) replayAll(when string, a *Mesh) {
 }
 
 // paths returns b's path to a and a's path to b (zero when unknown).
-func (w *replayWorld) paths(a *Mesh) [2]netip.AddrPort {
-	var out [2]netip.AddrPort
+func (w *replayWorld) paths(a *Mesh) [2]pathAddr {
+	var out [2]pathAddr
 	if p := w.b.lookup(a.Hashname()); p != nil {
 		out[0] = p.path()
 	}
@@ -264,7 +264,7 @@ func (w *replayWorld) session(a *Mesh) *Stream {
 	w.roundTrip(live, "one")
 	w.fetch(a)
 	pa := a.lookup(w.b.Hashname())
-	pa.keepalive([]netip.AddrPort{pa.path()})
+	pa.keepalive([]pathAddr{pa.path()})
 	waitUntil(w.t, w.ctx, "the keepalive is answered", func() bool {
 		return pa.x.At() == w.b.lookup(a.Hashname()).x.At()
 	})

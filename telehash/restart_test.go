@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -120,7 +119,7 @@ func TestRestartOnNewPortWithStaleAt(t *testing.T) {
 	linkMeshes(t, a, b)
 	pa, pb := a.lookup(b.Hashname()), b.lookup(a.Hashname())
 	for range 10 {
-		pa.keepalive([]netip.AddrPort{pa.path()})
+		pa.keepalive([]pathAddr{pa.path()})
 		waitUntil(t, ctx, "the keepalive is answered", func() bool { return pa.x.At() == pb.x.At() })
 	}
 	a.Close()
@@ -130,7 +129,7 @@ func TestRestartOnNewPortWithStaleAt(t *testing.T) {
 	linkMeshes(t, a2, b)
 	// b was up (the old session) all along: wait for the new one.
 	waitUntil(t, ctx, "b takes up the restarted peer", func() bool { return b.Stats().Sessions > sessions })
-	if b.Stats().Sessions != sessions+1 || pb.path() != a2.Addr() {
+	if b.Stats().Sessions != sessions+1 || pb.path() != udpPath(a2.Addr()) {
 		t.Fatalf("b: %d new sessions, path %v, want 1 and %v", b.Stats().Sessions-sessions, pb.path(), a2.Addr())
 	}
 	if b.Stats().DropReplay == 0 {

@@ -3,6 +3,7 @@ package telehash
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"net/netip"
 	"testing"
 
 	"golang.org/x/crypto/chacha20"
@@ -46,3 +47,5 @@ func sha256Of(s string) []byte {
 	h := sha256.Sum256([]byte(s))
 	return h[:]
 }
+
+func netipAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

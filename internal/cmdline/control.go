@@ -30,7 +30,11 @@ type commandMux struct {
 	stopped chan struct{}
 	// status is the running daemon's live status, once it runs.
 	status atomic.Pointer[func() daemon.Report]
+	// pair carries out PAIR and PAIRJOIN, once the daemon runs.
+	pair atomic.Pointer[pairer]
 }
+
+func (x *commandMux) setPair(p *pairer) { x.pair.Store(p) }
 
 // setStatus makes fn the daemon's live status, answered on the control
 // socket (`git-remote-daemon status` asks it).
@@ -180,6 +184,13 @@ func addControl(sup *supervise.Supervisor, paths background.Paths, repo daemon.R
 				return nil, errors.New("the daemon is starting: no status yet")
 			}
 			return json.Marshal(rep)
+		})
+		srv.SetPair(func(ctx context.Context, m protocol.Message, reply func(protocol.Message) error) error {
+			p := mux.pair.Load()
+			if p == nil || p.service == nil {
+				return errors.New("the daemon is starting")
+			}
+			return p.handle(ctx, m, reply)
 		})
 		return srv, nil
 	}

@@ -79,7 +79,9 @@ func Daemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				Name:  "address",
 				Usage: "print the th:: URLs by which other nodes reach this one, one per line",
 				Description: "Outside a repository: the user identity's URL (hashname and key). Inside one: the\n" +
-					"repository's identity with each path it listens on (remotedaemon.thListen).",
+					"repository's identity with each path it listens on (remotedaemon.thListen) and the\n" +
+					"repository's id (repo=, remotedaemon.thRepo or a random one), which picks it among the\n" +
+					"repositories that share the identity's node.",
 				Action: addressCmd,
 			},
 			{
@@ -98,6 +100,7 @@ func Daemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				Action: notifyCmd,
 			},
 			sshMuxCommand(),
+			pairCommand(),
 		}...),
 		ExitErrHandler: func(c *cli.Context, err error) {},
 	}
@@ -134,7 +137,7 @@ func logger(c *cli.Context) *slog.Logger {
 // (the inotify hub, the ssh hosts, the telehash node) are added to sup,
 // which closes each when the program stops.
 // started, when set, is called once every remote has started.
-func newDaemon(ctx context.Context, c *cli.Context, sup *supervise.Supervisor, out daemon.Emitter, statusFile string, started func()) (*daemon.Daemon, error) {
+func newDaemon(ctx context.Context, c *cli.Context, sup *supervise.Supervisor, out daemon.Emitter, statusFile string, started func(), pair *pairer) (*daemon.Daemon, error) {
 	log := logger(c)
 	hub, err := watch.NewHub(log)
 	if err != nil {
@@ -160,7 +163,9 @@ func newDaemon(ctx context.Context, c *cli.Context, sup *supervise.Supervisor, o
 		return nil, err
 	}
 	repo := d.Repo()
-	node = thnode.NewService(thnode.ServiceOptions{Dir: repo.Dir, GitDir: repo.GitDir, CommonDir: repo.CommonDir, Hub: hub, Logger: log})
+	node = thnode.NewService(thnode.ServiceOptions{Dir: repo.Dir, GitDir: repo.GitDir, CommonDir: repo.CommonDir, Hub: hub, Logger: log,
+		Pairing: pair.inviter})
+	pair.service, pair.repo = node, repo
 	thDialer.Nodes = node
 	if hub != nil {
 		sup.Add("inotify hub", closeAtEnd(hub))
@@ -212,7 +217,7 @@ func runForeground(c *cli.Context) error {
 		return cli.Exit(err.Error(), 1)
 	}
 	defer p.release()
-	stdin := daemon.ReadCommands(p.ctx, c.App.Reader, out)
+	stdin := p.pair.fromStdin(p.ctx, daemon.ReadCommands(p.ctx, c.App.Reader, out), out)
 	p.sup.Add("commands", supervise.Func(func(ctx context.Context) error { p.mux.run(ctx, stdin); return nil }))
 	return run(p.ctx, p.sup, p.d, p.mux.out)
 }
@@ -225,6 +230,7 @@ type program struct {
 	sup  *supervise.Supervisor
 	mux  *commandMux
 	d    *daemon.Daemon
+	pair *pairer
 
 	release func()
 }
@@ -242,8 +248,11 @@ func startProgram(ctx context.Context, c *cli.Context, mode background.Mode, out
 	ctx, cancel := context.WithCancel(ctx)
 	p := &program{ctx: ctx, repo: repo, sup: supervise.New(supervise.Options{Logger: log}), mux: newCommandMux(),
 		release: func() { cancel(); lock.Release() }}
+	p.pair = newPairer(log)
+	p.pair.reload = func(ctx context.Context) error { return p.mux.send(ctx, protocol.Reload{}) }
+	p.mux.setPair(p.pair)
 	addControl(p.sup, paths, repo, p.mux, log)
-	if p.d, err = newDaemon(ctx, c, p.sup, out, paths.Status, started); err != nil {
+	if p.d, err = newDaemon(ctx, c, p.sup, out, paths.Status, started, p.pair); err != nil {
 		p.release()
 		return nil, err
 	}

@@ -70,7 +70,11 @@ func TH(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if r, err := daemon.FindRepo(ctx, "."); err == nil {
 		commonDir = r.CommonDir
 	}
-	id, err := thnode.IdentityFor(cfg, commonDir)
+	idPath, err := thnode.IdentityPathFor(cfg, commonDir)
+	if err != nil {
+		return fail("identity: %v", err)
+	}
+	id, err := thnode.LoadOrCreate(idPath)
 	if err != nil {
 		return fail("identity: %v", err)
 	}
@@ -78,7 +82,7 @@ func TH(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	client := &thnode.Client{Identity: id, LinkTimeout: linkTimeout, Logger: log}
+	client := &thnode.Client{Identity: id, IdentityPath: idPath, LinkTimeout: linkTimeout, Logger: log}
 	defer client.Close()
 	err = helper.Run(ctx, helper.Config{
 		Stdin: stdin, Stdout: stdout, Stderr: stderr, Remote: remote, URL: url, Logger: log,

@@ -2,7 +2,6 @@ package cmdline
 
 import (
 	"fmt"
-	"net/netip"
 
 	"github.com/urfave/cli/v2"
 
@@ -28,7 +27,15 @@ func addressCmd(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	a := thnode.Addr{Hashname: id.Hashname(), Keys: id.Keys()}
+	// The shortest form: the cs3a key and the digests of long keys.
+	a := thnode.Addr{Hashname: id.Hashname(), Keys: id.Keys()}.Short()
+	if inRepo {
+		// Peers name the repository when the node serves several that
+		// allow them (one node per identity, shared by its daemons).
+		if a.Repo, err = thnode.RepoID(cfg, repo.CommonDir); err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
+	}
 	listen, _ := cfg.Get("remotedaemon.thlisten")
 	if !inRepo || listen == "" {
 		if inRepo {
@@ -41,9 +48,8 @@ func addressCmd(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("remotedaemon.thListen: %v", err), 1)
 	}
-	for _, p := range paths {
-		a.Paths = []netip.AddrPort{p}
-		fmt.Fprintln(c.App.Writer, a)
+	for _, u := range thnode.AdvertisedAddrs(a, paths) {
+		fmt.Fprintln(c.App.Writer, u)
 	}
 	return nil
 }

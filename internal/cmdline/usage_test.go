@@ -32,7 +32,7 @@ func TestUnknownCommand(t *testing.T) {
 		t.Errorf("exit %d, want 2", code)
 	}
 	want := "git-remote-daemon: \"stauts\" is not a command; did you mean status?\n" +
-		"commands: status, stop, pause, resume, reload, push, address, notify-changes (without one: start the daemon; see --help)\n"
+		"commands: status, stop, pause, resume, reload, push, address, notify-changes, pair (without one: start the daemon; see --help)\n"
 	if stderr.String() != want || stdout.Len() != 0 {
 		t.Errorf("stdout %q\nstderr %q\nwant stderr %q", stdout.String(), stderr.String(), want)
 	}

@@ -58,6 +58,8 @@ type Server struct {
 	wg   sync.WaitGroup
 	// status answers the Query line (see SetStatus).
 	status atomic.Pointer[func() ([]byte, error)]
+	// pair answers PAIR and PAIRJOIN (see SetPair).
+	pair atomic.Pointer[PairHandler]
 }
 
 // Listen creates the control socket at path, replacing a socket left by a
@@ -153,6 +155,9 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, h Handler) {
 			return // EOF, idle or broken: the client is done
 		case line == Query:
 			reply = s.answerQuery()
+		case isPair(line):
+			s.servePair(ctx, conn, line, r.Line(), w)
+			return // its answer ends the connection
 		default:
 			reply = answer(ctx, line, r.Line(), h)
 		}

@@ -29,6 +29,7 @@ func commands() map[string]func(ts *testscript.TestScript, neg bool, args []stri
 		"signal":    cmdSignal,
 		"sshd":      sshtest.Cmd,
 		"udpport":   cmdUDPPort,
+		"paircode":  cmdPairCode,
 	}
 }
 

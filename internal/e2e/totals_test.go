@@ -14,7 +14,7 @@ import (
 )
 
 // verbs are the messages a daemon emits, in the order totals reports them.
-var verbs = []string{"CONNECTED", "DISCONNECTED", "CHANGED", "STATUS", "ERROR"}
+var verbs = []string{"CONNECTED", "DISCONNECTED", "CHANGED", "STATUS", "ERROR", "PAIRCODE", "PAIRED"}
 
 // tally names what a totals figure counts: the lines of one verb, for one
 // remote or (remote "") for all of them.
@@ -157,6 +157,10 @@ func remoteOf(m protocol.Message) string {
 		return m.Remote
 	case protocol.Error:
 		return m.Remote
+	case protocol.Paired:
+		return m.Remote
+	case protocol.PairCode:
+		return protocol.Daemon
 	}
 	return ""
 }

@@ -2,13 +2,25 @@
 // `git-remote-daemon address` prints and what `git clone th::...` and
 // `git remote add` take.
 //
-//	th::<hashname>                               reached once it links to us
-//	th::<hashname>?cs3a=<key>&udp4=<ip>:<port>   reachable directly
+//	th::<hashname>                                       reached once it links to us
+//	th::<hashname>?cs3a=<key>&udp4=<ip>:<port>           reachable directly
+//	th::<hashname>?cs3a=<key>&udp6=[<ip6>]:<port>        the same over IPv6
+//	th::<hashname>?cs3a=<key>&im1a=<digest>&im2a=<digest>&udp4=...
 //
-// The hashname (52 base32 characters) names the node; cs3a is its cipher
-// set 3a public key (base32), which the hashname is checked against; each
-// udp4 parameter is a path the node listens on. The form mirrors
-// telehash-js's link URIs (`link://ip:port?cs3a=...`).
+// The hashname (52 base32 characters) names the node; each cs<id>
+// parameter is the node's public key of that cipher set (base32), and
+// each im<id> the intermediate digest of a cipher set key left out
+// (base32 SHA-256 of the key, 52 characters; telehash hashname.md): the
+// hashname is checked against keys and digests together. A node with
+// several cipher sets (telehash-js ids have 1a, 2a and 3a; the 2a RSA
+// key alone is 400 characters) is named by its cs3a key, the only one
+// used here, and the digests of the others: `git-remote-daemon address`
+// prints that shortest form (a key shorter than its digest, such as a
+// 1a key, stays a key). Each udp4 or udp6 parameter is a path the node
+// listens on; an IPv4-mapped IPv6 address is taken as udp4, and zones
+// are refused. repo names one of the repositories the node serves (see
+// RepoID), for a peer that several of them allow. The form mirrors telehash-js's link URIs
+// (`link://ip:port?cs3a=...`).
 package thnode
 
 import (
@@ -33,8 +45,14 @@ type Addr struct {
 	Hashname telehash.Hashname
 	// Keys maps a cipher set id ("3a") to the base32 public key.
 	Keys map[string]string
-	// Paths are the UDP endpoints the node listens on.
+	// Intermediates maps a cipher set id to the base32 intermediate
+	// digest of a key not in Keys (URL parameter im<id>).
+	Intermediates map[string]string
+	// Paths are the UDP endpoints (IPv4 or IPv6) the node listens on.
 	Paths []netip.AddrPort
+	// Repo names the repository asked for among those the node serves
+	// ("": the one that allows us).
+	Repo string
 }
 
 // ParseAddr parses a th:: URL, with or without the "th::" prefix.
@@ -59,14 +77,33 @@ func ParseAddr(s string) (Addr, error) {
 	}
 	for k, vs := range values {
 		switch {
-		case k == "udp4":
+		case k == "udp4" || k == "udp6":
 			for _, v := range vs {
-				ap, err := netip.ParseAddrPort(v)
-				if err != nil || !ap.Addr().Is4() || ap.Port() == 0 {
-					return a, fmt.Errorf("%w: udp4 %q is not ip:port", ErrMalformedAddr, clip(v))
+				ap, err := parsePath(k, v)
+				if err != nil {
+					return a, err
 				}
 				a.Paths = append(a.Paths, ap)
 			}
+		case strings.HasPrefix(k, "im") && len(k) == 4:
+			if len(vs) != 1 {
+				return a, fmt.Errorf("%w: %s given %d times", ErrMalformedAddr, k, len(vs))
+			}
+			if _, err := telehash.ParseCSID(k[2:]); err != nil {
+				return a, fmt.Errorf("%w: %s: %v", ErrMalformedAddr, k, err)
+			}
+			if b, err := telehash.Base32Decode(vs[0]); err != nil || len(b) != 32 {
+				return a, fmt.Errorf("%w: %s is not a base32 SHA-256 digest", ErrMalformedAddr, k)
+			}
+			if a.Intermediates == nil {
+				a.Intermediates = map[string]string{}
+			}
+			a.Intermediates[k[2:]] = vs[0]
+		case k == "repo":
+			if len(vs) != 1 || !validRepoID(vs[0]) {
+				return a, fmt.Errorf("%w: repo %q is not 1 to 64 of a-z, 0-9, '.', '_', '-'", ErrMalformedAddr, clip(strings.Join(vs, ",")))
+			}
+			a.Repo = vs[0]
 		case strings.HasPrefix(k, "cs") && len(k) == 4:
 			if len(vs) != 1 {
 				return a, fmt.Errorf("%w: %s given %d times", ErrMalformedAddr, k, len(vs))
@@ -86,8 +123,11 @@ func ParseAddr(s string) (Addr, error) {
 		}
 	}
 	sort.Slice(a.Paths, func(i, j int) bool { return a.Paths[i].String() < a.Paths[j].String() })
+	if len(a.Intermediates) > 0 && len(a.Keys) == 0 {
+		return a, fmt.Errorf("%w: intermediate digests without a key", ErrMalformedAddr)
+	}
 	if len(a.Keys) > 0 {
-		got, err := telehash.HashnameFromBase32Keys(a.Keys)
+		got, err := telehash.HashnameFromParts(a.Keys, a.Intermediates)
 		if err != nil {
 			return a, fmt.Errorf("%w: keys: %v", ErrMalformedAddr, err)
 		}
@@ -110,8 +150,19 @@ func (a Addr) String() string {
 	for _, c := range csids {
 		q = append(q, "cs"+c+"="+a.Keys[c])
 	}
+	csids = csids[:0]
+	for c := range a.Intermediates {
+		csids = append(csids, c)
+	}
+	sort.Strings(csids)
+	for _, c := range csids {
+		q = append(q, "im"+c+"="+a.Intermediates[c])
+	}
 	for _, p := range a.Paths {
-		q = append(q, "udp4="+p.String())
+		q = append(q, pathType(p)+"="+p.String())
+	}
+	if a.Repo != "" {
+		q = append(q, "repo="+a.Repo)
 	}
 	s := Scheme + string(a.Hashname)
 	if len(q) > 0 {
@@ -121,8 +172,79 @@ func (a Addr) String() string {
 }
 
 // Reachable reports whether the address carries what a direct link
-// needs: a key and a path.
-func (a Addr) Reachable() bool { return len(a.Keys) > 0 && len(a.Paths) > 0 }
+// needs: a cs3a key and a path.
+func (a Addr) Reachable() bool { return a.Keys[telehash.CS3a.String()] != "" && len(a.Paths) > 0 }
+
+// Short returns the address with every key but the cs3a one replaced
+// by its intermediate digest where the digest is shorter (a 2a RSA key
+// is, a 1a key is not): the shortest URL that still links and proves
+// the hashname. An address without a cs3a key is returned as it is.
+func (a Addr) Short() Addr {
+	key3a := a.Keys[telehash.CS3a.String()]
+	if key3a == "" {
+		return a
+	}
+	ims, err := telehash.Intermediates(a.Keys)
+	if err != nil {
+		return a
+	}
+	out := Addr{Hashname: a.Hashname, Keys: map[string]string{}, Paths: a.Paths}
+	for c, k := range a.Keys {
+		if c == telehash.CS3a.String() || len(k) <= len(ims[c]) {
+			out.Keys[c] = k
+			continue
+		}
+		if out.Intermediates == nil {
+			out.Intermediates = map[string]string{}
+		}
+		out.Intermediates[c] = ims[c]
+	}
+	for c, im := range a.Intermediates {
+		if out.Intermediates == nil {
+			out.Intermediates = map[string]string{}
+		}
+		out.Intermediates[c] = im
+	}
+	return out
+}
+
+// LinkInfo is what telehash.Mesh.Link needs to reach the node.
+func (a Addr) LinkInfo() telehash.LinkInfo {
+	info := telehash.LinkInfo{Keys: a.Keys, Intermediates: a.Intermediates}
+	for _, p := range a.Paths {
+		info.Paths = append(info.Paths, telehash.Path{Type: pathType(p), IP: p.Addr().String(), Port: int(p.Port())})
+	}
+	return info
+}
+
+// pathType is "udp4" or "udp6", the URL parameter and telehash path
+// type of p.
+func pathType(p netip.AddrPort) string {
+	if p.Addr().Is4() {
+		return "udp4"
+	}
+	return "udp6"
+}
+
+// parsePath parses the value of a udp4 or udp6 parameter: ip:port for
+// udp4, [ip6]:port for udp6 (an IPv4-mapped one is unmapped to IPv4).
+func parsePath(typ, v string) (netip.AddrPort, error) {
+	bad := fmt.Errorf("%w: %s %q is not %s", ErrMalformedAddr, typ, clip(v), map[string]string{"udp4": "ip:port", "udp6": "[ip6]:port"}[typ])
+	ap, err := netip.ParseAddrPort(v)
+	if err != nil || ap.Port() == 0 || ap.Addr().Zone() != "" {
+		return ap, bad
+	}
+	if typ == "udp4" && !ap.Addr().Is4() {
+		return ap, bad
+	}
+	if typ == "udp6" {
+		if !ap.Addr().Is6() {
+			return ap, bad
+		}
+		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return ap, nil
+}
 
 func clip(s string) string {
 	if len(s) > 64 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/git-remote-daemon/git-remote-daemon/telehash"
@@ -20,6 +21,8 @@ func TestRoundTrip(t *testing.T) {
 		{Hashname: id.Hashname()},
 		{Hashname: id.Hashname(), Keys: keys},
 		{Hashname: id.Hashname(), Keys: keys, Paths: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:42424"), netip.MustParseAddrPort("192.0.2.1:1")}},
+		{Hashname: id.Hashname(), Keys: keys, Paths: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:42424")}, Repo: "abcdefgh23456712"},
+		{Hashname: id.Hashname(), Repo: "my-repo.v2_x"},
 	} {
 		got, err := ParseAddr(a.String())
 		if err != nil {
@@ -50,6 +53,11 @@ func TestErrors(t *testing.T) {
 		"th::" + string(id.Hashname()) + "?foo=bar",
 		"th::" + string(id.Hashname()) + "?cs3a=a&cs3a=b",
 		"th::" + string(id.Hashname()) + "?%zz",
+		"th::" + string(id.Hashname()) + "?repo=",
+		"th::" + string(id.Hashname()) + "?repo=a&repo=b",
+		"th::" + string(id.Hashname()) + "?repo=../etc",
+		"th::" + string(id.Hashname()) + "?repo=UPPER",
+		"th::" + string(id.Hashname()) + "?repo=" + strings.Repeat("a", 65),
 	} {
 		if a, err := ParseAddr(s); err == nil {
 			t.Errorf("ParseAddr(%q) = %+v, want an error", s, a)
@@ -64,6 +72,9 @@ func TestErrors(t *testing.T) {
 func FuzzParseAddr(f *testing.F) {
 	f.Add("th::nzf4f6j7ylv53z3m4egrwltv2t2yks4rtpaimeg3avwqsoshqxba?cs3a=hp6yglmmqwcbw5hno37uauh6fn6dx5oj7s5vtapaifrur2jv6zha&udp4=127.0.0.1:9")
 	f.Add("th::nzf4f6j7ylv53z3m4egrwltv2t2yks4rtpaimeg3avwqsoshqxba")
+	f.Add("th::nzf4f6j7ylv53z3m4egrwltv2t2yks4rtpaimeg3avwqsoshqxba?cs3a=hp6yglmmqwcbw5hno37uauh6fn6dx5oj7s5vtapaifrur2jv6zha&udp6=[::1]:9&udp6=[::ffff:10.0.0.1]:7")
+	f.Add("th::27ywx5e5ylzxfzxrhptowvwntqrd3jhksyxrfkzi6jfn64d3lwxa?cs3a=eg3fxjnjkz763cjfnhyabeftyf75m2s4gll3gvmuacegax5h6nia&im1a=f2lbdb6i7vw3q4l4pcxmcnfpd5buo2dm2iywfonkp3pfxxgvqqza&udp4=127.0.0.1:9")
+	f.Add("th::nzf4f6j7ylv53z3m4egrwltv2t2yks4rtpaimeg3avwqsoshqxba?cs3a=hp6yglmmqwcbw5hno37uauh6fn6dx5oj7s5vtapaifrur2jv6zha&udp4=127.0.0.1:9&repo=abcdefgh23456712")
 	f.Fuzz(func(t *testing.T, s string) {
 		a, err := ParseAddr(s)
 		if err != nil {
@@ -72,6 +83,11 @@ func FuzzParseAddr(f *testing.F) {
 		b, err := ParseAddr(a.String())
 		if err != nil || !reflect.DeepEqual(a, b) {
 			t.Fatalf("%q -> %s -> %+v, %v", s, a, b, err)
+		}
+		// The short form names the same node.
+		c, err := ParseAddr(a.Short().String())
+		if err != nil || c.Hashname != a.Hashname || len(c.Paths) != len(a.Paths) || c.Reachable() != a.Reachable() {
+			t.Fatalf("%q -> short %s -> %+v, %v", s, a.Short(), c, err)
 		}
 	})
 }

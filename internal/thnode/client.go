@@ -35,38 +35,71 @@ func PickURL(cfg *gitcfg.Config, remote, url, want string) (Addr, string, error)
 	return addr, url, nil
 }
 
-// Client is git-remote-th's way to a node's git service: through the
-// node of a daemon running with the same identity when there is one
-// (it lends it on a local socket), else through a node of its own.
+// Client is git-remote-th's way to a node's git service: through its
+// identity's node, hosted by a daemon or another git-remote-th of the
+// same identity when one runs (it lends it on a local socket), else
+// through a node of its own, which it hosts (and lends) while it runs.
 type Client struct {
 	Identity *telehash.Identity
+	// IdentityPath is where Identity is kept: the host lock is next to
+	// it ("" hosts without one).
+	IdentityPath string
 	// LinkTimeout bounds a link attempt of its own node (0: default).
 	LinkTimeout time.Duration
 	Logger      *slog.Logger
 
 	mu       sync.Mutex
 	node     *Node
+	lock     *hostLock
 	warnOnce sync.Once
 }
+
+// hostWait bounds the wait for a host that holds the lock but does not
+// open its socket: then the client links alone.
+const hostWait = 5 * time.Second
 
 // Dial opens a stream to addr's service. A lending socket that may be
 // another user's is not used: Dial warns (once) and links alone.
 func (c *Client) Dial(ctx context.Context, addr Addr, service string) (io.ReadWriteCloser, error) {
-	s, err := DialLocal(ctx, c.Identity.Hashname(), addr, service)
-	switch {
-	case err == nil:
-		return s, nil
-	case errors.Is(err, ErrUntrustedSocket):
-		c.warnOnce.Do(func() { c.logger().Warn("not using the daemon's node: " + err.Error() + "; linking alone") })
-	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
-	default:
-		return nil, err
+	deadline := time.Now().Add(hostWait)
+	for {
+		if node := c.ownedNode(); node != nil {
+			return node.Dial(ctx, addr, service)
+		}
+		s, err := DialLocal(ctx, c.Identity.Hashname(), addr, service)
+		switch {
+		case err == nil:
+			return s, nil
+		case errors.Is(err, ErrUntrustedSocket):
+			c.warnOnce.Do(func() { c.logger().Warn("not using the daemon's node: " + err.Error() + "; linking alone") })
+			return c.alone(ctx, addr, service, nil)
+		case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
+		default:
+			return nil, err
+		}
+		if c.IdentityPath == "" {
+			return c.alone(ctx, addr, service, nil)
+		}
+		lock, lerr := tryHostLock(c.IdentityPath)
+		if lerr != nil || lock != nil {
+			return c.alone(ctx, addr, service, lock)
+		}
+		if time.Now().After(deadline) { // a host that does not open its socket
+			c.logger().Warn("the process hosting this identity's node does not answer; linking alone")
+			return c.alone(ctx, addr, service, nil)
+		}
+		select { // the host is starting: its socket comes
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(retryHost):
+		}
 	}
-	node, err := c.ownNode(ctx, addr)
-	if err != nil {
-		return nil, err
-	}
-	return node.Dial(ctx, addr, service)
+}
+
+func (c *Client) ownedNode() *Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.node
 }
 
 func (c *Client) logger() *slog.Logger {
@@ -76,24 +109,42 @@ func (c *Client) logger() *slog.Logger {
 	return c.Logger
 }
 
-// ownNode starts the client's node on first use.
-func (c *Client) ownNode(ctx context.Context, addr Addr) (*Node, error) {
+// alone dials through a node of the client's own, started on first
+// use; with lock (the host lock, held) it hosts the identity's node,
+// lent to the others.
+func (c *Client) alone(ctx context.Context, addr Addr, service string, lock *hostLock) (io.ReadWriteCloser, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.node == nil {
+		// A port of its own, not the last host's: a git-remote-th run
+		// is short, and another right after it on the same port would
+		// find the peer holding the session of the first.
 		node, err := Start(ctx, Options{Identity: c.Identity, Listen: ListenFor(addr), Logger: c.logger(),
 			LinkTimeout: c.LinkTimeout,
 			// We only dial: the node we link to answers on our link.
 			Allow: func(h telehash.Hashname) bool { return h == addr.Hashname }})
 		if err != nil {
+			c.mu.Unlock()
+			if lock != nil {
+				lock.release()
+			}
 			return nil, err
 		}
-		c.node = node
+		c.node, c.lock = node, lock
+		if lock != nil {
+			if err := node.ServeLocal(); err != nil {
+				c.logger().Debug("cannot lend the node", "err", err)
+			}
+		}
+	} else if lock != nil {
+		lock.release()
 	}
-	return c.node, nil
+	node := c.node
+	c.mu.Unlock()
+	return node.Dial(ctx, addr, service)
 }
 
-// Close stops the client's own node, if it started one.
+// Close stops the client's own node, if it started one, and lets
+// another process host the identity's node.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -102,5 +153,9 @@ func (c *Client) Close() error {
 	}
 	err := c.node.Close()
 	c.node = nil
+	if c.lock != nil {
+		c.lock.release()
+		c.lock = nil
+	}
 	return err
 }

@@ -52,8 +52,9 @@ func thRemotes(cfg *gitcfg.Config) []Addr {
 // listenAddr is the UDP address the repository's node binds:
 // remotedaemon.thListen when set (the node then serves the repository
 // there); else, when a th:: remote exists (to watch it), an ephemeral
-// port on loopback for loopback peers only, on all interfaces otherwise.
-// ok is false when no node is needed.
+// port on loopback for loopback peers only, on all interfaces otherwise
+// (IPv6 too, dual stack, when a peer has a udp6 path). ok is false when
+// no node is needed.
 func listenAddr(cfg *gitcfg.Config) (listen string, ok bool) {
 	if v, _ := cfg.Get("remotedaemon.thlisten"); v != "" {
 		return v, true
@@ -62,29 +63,41 @@ func listenAddr(cfg *gitcfg.Config) (listen string, ok bool) {
 	if len(remotes) == 0 {
 		return "", false
 	}
-	listen = "127.0.0.1:0"
+	var paths []netip.AddrPort
 	for _, a := range remotes {
-		if ListenFor(a) != listen {
-			listen = "0.0.0.0:0"
-		}
+		paths = append(paths, a.Paths...)
 	}
-	return listen, true
+	return listenFor(paths), true
 }
 
 // ListenFor picks the local address to bind for reaching addr: loopback
-// for a loopback peer, all interfaces otherwise.
-func ListenFor(addr Addr) string {
-	for _, p := range addr.Paths {
-		if !p.Addr().IsLoopback() {
-			return "0.0.0.0:0"
-		}
+// for a loopback peer, all interfaces otherwise; IPv6 (dual stack, which
+// reaches IPv4 peers as well) when a path needs it.
+func ListenFor(addr Addr) string { return listenFor(addr.Paths) }
+
+func listenFor(paths []netip.AddrPort) string {
+	loopback, v4, v6 := true, false, false
+	for _, p := range paths {
+		loopback = loopback && p.Addr().IsLoopback()
+		v4 = v4 || p.Addr().Is4()
+		v6 = v6 || p.Addr().Is6()
 	}
-	return "127.0.0.1:0"
+	switch {
+	case loopback && (v4 || !v6):
+		return "127.0.0.1:0"
+	case loopback && !v4:
+		return "[::1]:0"
+	case v6:
+		return "[::]:0"
+	}
+	return "0.0.0.0:0"
 }
 
 // ListenPaths turns a listen address into the paths others use: an
-// unspecified host (":4242", "0.0.0.0:4242") means every IPv4 address of
-// this machine's interfaces.
+// unspecified IPv4 host (":4242", "0.0.0.0:4242") means every IPv4
+// address of this machine's interfaces; "[::]:4242" (dual stack) every
+// IPv4 and IPv6 one, link-local IPv6 addresses left out (they need a
+// zone).
 func ListenPaths(listen string) ([]netip.AddrPort, error) {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
@@ -97,8 +110,12 @@ func ListenPaths(listen string) ([]netip.AddrPort, error) {
 	if err != nil {
 		return nil, err
 	}
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	if ap.Port() == 0 {
 		return nil, fmt.Errorf("%s: a fixed port is needed for others to reach this node", listen)
+	}
+	if ap.Addr().Zone() != "" {
+		return nil, fmt.Errorf("%s: a zoned address cannot go in a th:: URL", listen)
 	}
 	if !ap.Addr().IsUnspecified() {
 		return []netip.AddrPort{ap}, nil
@@ -107,13 +124,62 @@ func ListenPaths(listen string) ([]netip.AddrPort, error) {
 	if err != nil {
 		return nil, err
 	}
+	return interfacePaths(addrs, ap.Addr().Is6(), ap.Port()), nil
+}
+
+// interfacePaths are the paths of a port bound on every interface: the
+// IPv4 addresses, and the IPv6 ones but link-local when v6 is set.
+func interfacePaths(addrs []net.Addr, v6 bool, port uint16) []netip.AddrPort {
 	var out []netip.AddrPort
 	for _, a := range addrs {
-		if pfx, err := netip.ParsePrefix(a.String()); err == nil && pfx.Addr().Is4() {
-			out = append(out, netip.AddrPortFrom(pfx.Addr(), ap.Port()))
+		pfx, err := netip.ParsePrefix(a.String())
+		if err != nil {
+			continue
+		}
+		ip := pfx.Addr().Unmap()
+		if ip.Is4() || (v6 && !ip.IsLinkLocalUnicast() && ip.Zone() == "") {
+			out = append(out, netip.AddrPortFrom(ip, port))
 		}
 	}
-	return out, nil
+	return out
+}
+
+// AdvertisedAddrs are the URLs that `git-remote-daemon address` prints
+// for a node (base: hashname and keys) listening on paths: the loopback
+// paths (127.0.0.1 and ::1) together in one, then one per other IPv4
+// address with every other IPv6 one (a peer tries them all), or one with
+// the IPv6 ones alone when there is no other IPv4 address.
+func AdvertisedAddrs(base Addr, paths []netip.AddrPort) []Addr {
+	var loop, v4, v6 []netip.AddrPort
+	for _, p := range paths {
+		switch {
+		case p.Addr().IsLoopback():
+			loop = append(loop, p)
+		case p.Addr().Is4():
+			v4 = append(v4, p)
+		default:
+			v6 = append(v6, p)
+		}
+	}
+	var out []Addr
+	with := func(ps ...netip.AddrPort) {
+		a := base
+		a.Paths = ps
+		out = append(out, a)
+	}
+	if len(loop) > 0 {
+		with(loop...)
+	}
+	for _, p := range v4 {
+		with(append([]netip.AddrPort{p}, v6...)...)
+	}
+	if len(v4) == 0 && len(v6) > 0 {
+		with(v6...)
+	}
+	if len(out) == 0 {
+		out = append(out, base)
+	}
+	return out
 }
 
 // LinkTimeout is remotedaemon.thLinkTimeout, the wait for a node that

@@ -24,12 +24,12 @@ const pushRevokedGrace = 5 * time.Second
 // ref, unless it already did), and the peer is told why in an ERROR
 // frame, which git-remote-th prints; the peer's session and its other
 // streams stay.
-func (n *Node) serveGit(ctx context.Context, c *telehash.Channel, s *telehash.Stream) error {
+func (n *Node) serveGit(ctx context.Context, c *telehash.Channel, s *telehash.Stream, repo *Repo) error {
 	svcCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	err := helper.Serve(svcCtx, keepOpen{s}, helper.ServeOptions{RepoDir: n.opts.GitDir, Logger: n.log,
+	err := helper.Serve(svcCtx, keepOpen{s}, helper.ServeOptions{RepoDir: repo.GitDir, Logger: n.log,
 		Authorize: func(_ context.Context, a helper.Access) error {
-			return n.authorize(c, a, func() { stop(errPushRevoked) })
+			return n.authorize(c, repo, a, func() { stop(errPushRevoked) })
 		}})
 	if err == nil || ctx.Err() != nil || !errors.Is(context.Cause(svcCtx), errPushRevoked) {
 		return err
@@ -60,10 +60,10 @@ func (keepOpen) Close() error { return nil }
 // the service when the peer keeps less) before the check, so that a
 // revocation racing with the check either is seen by it or ends the
 // stream.
-func (n *Node) authorize(c *telehash.Channel, a helper.Access, demote func()) error {
+func (n *Node) authorize(c *telehash.Channel, repo *Repo, a helper.Access, demote func()) error {
 	want := need(a.Service)
 	n.streams.require(c, want, demote)
-	has := n.opts.Permission(c.Peer())
+	has := repo.Permission(c.Peer())
 	if has >= want {
 		return nil
 	}

@@ -161,3 +161,9 @@ func createIdentity(path string, id *telehash.Identity) (err error) {
 	}
 	return nil
 }
+
+// IdentityPathFor is the path of the identity a repository uses (see
+// IdentityFor); its host lock is next to it.
+func IdentityPathFor(cfg *gitcfg.Config, commonDir string) (string, error) {
+	return identityPathFor(cfg, commonDir)
+}

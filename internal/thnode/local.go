@@ -18,15 +18,27 @@ import (
 	"github.com/git-remote-daemon/git-remote-daemon/telehash"
 )
 
-// A running daemon lends its node to git-remote-th through a unix socket
-// that only the user can open: two processes linking with one identity
-// would reset each other's sessions at the peer, and the daemon's node
-// may already be linked to a peer that git-remote-th could not reach
-// (a URL with only a hashname). The exchange on the socket:
+// The process hosting an identity's node (see hostLock) lends it to the
+// other daemons and git-remote-th processes of that identity through a
+// unix socket that only the user can open: two processes linking with
+// one identity would reset each other's sessions at the peer, and the
+// node may already be linked to a peer that git-remote-th could not
+// reach (a URL with only a hashname). One request per connection:
 //
-//	> DIAL <service> <th address>\n
+//	> DIAL <service> <th address>[ wait]\n
 //	< OK\n            (then the stream's bytes, both ways)
 //	< ERR <why>\n
+//	> UNLINK <hashname>\n       forget the session with a peer that stopped answering
+//	< OK\n
+//	> REGISTER <json>\n         serve a repository: {"dir","git_dir","common_dir"}
+//	< OK <udp address>\n        (or ERR <why>), then, while the connection stays open:
+//	> CONFIG\n                  its configuration changed: read it again
+//	< OK\n | ERR <why>\n
+//
+// With wait, a DIAL to an address with only a hashname waits until that
+// node links to us. The host reads a registered repository's
+// configuration itself (the allow list of its th:: remotes), follows its
+// changes, and serves it until the connection closes.
 
 // SocketPath is the socket of the daemon running with identity hn:
 // $XDG_RUNTIME_DIR/git-remote-daemon/<hashname[:16]>.sock, or under
@@ -179,7 +191,7 @@ func (n *Node) ServeLocal() error {
 				uc.Close()
 				continue
 			}
-			go n.lend(n.ctx, uc)
+			go n.handleLocal(n.ctx, uc)
 		}
 	}()
 	return nil
@@ -221,97 +233,88 @@ func (ll *localListener) close() {
 	ll.l = nil
 }
 
-func (n *Node) lend(ctx context.Context, c *net.UnixConn) {
-	defer c.Close()
-	br := bufio.NewReaderSize(c, 4096)
-	line, err := br.ReadString('\n')
-	if err != nil || len(line) > 4096 {
-		return
-	}
-	f := strings.Fields(line)
-	if len(f) != 3 || f[0] != "DIAL" {
-		fmt.Fprintf(c, "ERR bad request\n")
-		return
-	}
-	addr, err := ParseAddr(f[2])
-	if err != nil {
-		fmt.Fprintf(c, "ERR %s\n", oneLine(err))
-		return
-	}
-	s, err := n.Dial(ctx, addr, f[1])
-	if err != nil {
-		fmt.Fprintf(c, "ERR %s\n", oneLine(err))
-		return
-	}
-	defer s.Close()
-	if _, err := io.WriteString(c, "OK\n"); err != nil {
-		return
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if _, err := io.Copy(s, br); err == nil {
-			_ = s.CloseWrite()
-		} else {
-			s.Abort("local end failed")
-		}
-	}()
-	_, _ = io.Copy(c, s)
-	_ = c.CloseWrite()
-	wg.Wait()
-}
-
-// DialLocal asks the daemon lending identity hn for a stream to addr's
-// service; it fails when no daemon runs (an error wrapping
+// DialLocal asks the process hosting the node of identity hn for a
+// stream to addr's service; it fails when none runs (an error wrapping
 // fs.ErrNotExist or syscall.ECONNREFUSED). Before anything is sent it
 // checks that the socket's directory is the user's alone, that the
 // socket is the user's, and that the process listening is the user's:
 // otherwise the error wraps ErrUntrustedSocket.
 func DialLocal(ctx context.Context, hn telehash.Hashname, addr Addr, service string) (io.ReadWriteCloser, error) {
-	path := SocketPath(hn)
-	if err := checkPrivateDir(filepath.Dir(path)); err != nil {
-		return nil, err
-	}
-	fi, err := os.Lstat(path)
+	return dialLocal(ctx, hn, addr, service, false)
+}
+
+func dialLocal(ctx context.Context, hn telehash.Hashname, addr Addr, service string, wait bool) (*localConn, error) {
+	line := localRequest{Verb: "DIAL", Service: service, Addr: addr, Wait: wait}.String()
+	c, br, _, err := requestLocal(ctx, hn, line)
 	if err != nil {
 		return nil, err
 	}
+	return &localConn{Reader: br, Conn: c}, nil
+}
+
+// requestLocal connects to the socket of identity hn (checked as
+// DialLocal says), sends line and reads the answer: what follows OK is
+// returned as arg. The connection stays open for what follows.
+func requestLocal(ctx context.Context, hn telehash.Hashname, line string) (*net.UnixConn, *bufio.Reader, string, error) {
+	path := SocketPath(hn)
+	if err := checkPrivateDir(filepath.Dir(path)); err != nil {
+		return nil, nil, "", err
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, nil, "", err
+	}
 	if fi.Mode().Type() != os.ModeSocket {
-		return nil, fmt.Errorf("%w: %s is not a socket", ErrUntrustedSocket, path)
+		return nil, nil, "", fmt.Errorf("%w: %s is not a socket", ErrUntrustedSocket, path)
 	}
 	if err := ownedByUs(path, fi); err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
 	c := nc.(*net.UnixConn)
 	if err := checkPeer(c, path, "served by"); err != nil {
 		c.Close()
-		return nil, err
+		return nil, nil, "", err
 	}
-	if _, err := fmt.Fprintf(c, "DIAL %s %s\n", service, addr); err != nil {
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	if _, err := io.WriteString(c, line+"\n"); err != nil {
 		c.Close()
-		return nil, err
+		return nil, nil, "", err
 	}
 	br := bufio.NewReader(c)
-	line, err := br.ReadString('\n')
+	arg, err := readAnswer(br)
 	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("the daemon did not answer: %w", err)
+		if ctx.Err() != nil {
+			return nil, nil, "", ctx.Err()
+		}
+		return nil, nil, "", err
 	}
-	if msg, ok := strings.CutPrefix(strings.TrimSpace(line), "ERR "); ok {
-		c.Close()
-		return nil, errors.New(msg)
+	return c, br, arg, nil
+}
+
+// readAnswer reads an "OK[ arg]" or "ERR why" line.
+func readAnswer(br *bufio.Reader) (arg string, err error) {
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("the node's host did not answer: %w", err)
 	}
-	if strings.TrimSpace(line) != "OK" {
-		c.Close()
-		return nil, fmt.Errorf("the daemon answered %q", strings.TrimSpace(line))
+	line = strings.TrimSpace(line)
+	if msg, ok := strings.CutPrefix(line, "ERR "); ok {
+		return "", &remoteError{msg}
 	}
-	return &localConn{Reader: br, Conn: c}, nil
+	if line == "OK" {
+		return "", nil
+	}
+	if arg, ok := strings.CutPrefix(line, "OK "); ok {
+		return arg, nil
+	}
+	return "", fmt.Errorf("the node's host answered %q", line)
 }
 
 type localConn struct {
@@ -320,5 +323,8 @@ type localConn struct {
 }
 
 func (l *localConn) Read(p []byte) (int, error) { return l.Reader.Read(p) }
+
+// Abort ends the stream: the host closes its end too.
+func (l *localConn) Abort(string) { _ = l.Conn.Close() }
 
 func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", " ") }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
@@ -29,42 +29,62 @@ type ServiceOptions struct {
 	// RefreshEvery is how often the configuration files are checked for
 	// a change of the allow list (default 1 s).
 	RefreshEvery time.Duration
+	// Pairing, if set, is given to every node the service starts.
+	Pairing Pairing
 }
 
-// Service is a repository's telehash node, owned by its daemon: each
-// Configure (at start, and after every RELOAD) makes the node match the
-// configuration. It runs while remotedaemon.thListen is set or a th::
-// remote exists, moves (the old node closes, then the new one binds)
-// when the listen address, remotedaemon.thIdentity or
-// remotedaemon.thLinkTimeout changes, and stops
-// when neither remains. Between two Configure calls the allow list
-// follows the configuration files by itself, so that a peer whose
-// remote is removed is refused within about RefreshEvery, and loses the
-// streams it has open; one whose remote loses daemonAllowPush loses its
-// pushes (open and to come) the same way, and keeps reading.
+// Service is a repository's use of its identity's telehash node, owned
+// by its daemon: each Configure (at start, and after every RELOAD)
+// makes it match the configuration. It runs while
+// remotedaemon.thListen is set or a th:: remote exists, moves when the
+// listen address, remotedaemon.thIdentity, remotedaemon.thRepo or
+// remotedaemon.thLinkTimeout changes, and stops when neither remains.
+//
+// One node runs per identity and machine (see hostLock): the service
+// hosts it when no other process does (it binds the UDP port and the
+// lending socket, and serves the repositories other daemons register),
+// and otherwise registers its repository with the host, whose node then
+// serves it and carries its watchers' streams. When the host stops, one
+// of the others takes over within about a second, on the same address.
+//
+// Between two Configure calls the allow list follows the configuration
+// files by itself, so that a peer whose remote is removed is refused
+// within about RefreshEvery, and loses the streams it has open; one
+// whose remote loses daemonAllowPush loses its pushes (open and to
+// come) the same way, and keeps reading.
 type Service struct {
 	opts  ServiceOptions
 	log   *slog.Logger
 	allow AllowList
-	node  atomic.Pointer[Node]
 
-	mu      sync.Mutex
-	cur     *running
-	gen     uint64        // counts the allow list's updates
-	changed chan struct{} // closed and replaced when the node changes
-	closed  bool
+	mu     sync.Mutex // Configure and Close
+	cur    *running
+	closed bool
+
+	amu sync.Mutex // the allow list's updates
+	gen uint64     // counts them
+
+	lmu     sync.Mutex // the link
+	link    Link
+	node    *Node         // set when hosting
+	changed chan struct{} // closed and replaced when the link changes
 }
 
-// running is the current node and what it was started with.
+// running is the node's use for one set of settings: a loop that hosts
+// the node or registers with its host, again and again.
 type running struct {
-	node *Node
-	key  nodeSettings
-	done chan struct{} // closed when its refresh loop returns
+	key    nodeSettings
+	id     *telehash.Identity
+	cancel context.CancelFunc
+	done   chan struct{} // closed when its loop returns
+
+	mu   sync.Mutex
+	host *hostLink // when registered with another process
 }
 
 type nodeSettings struct {
-	listen, identity string
-	linkTimeout      time.Duration
+	listen, identity, repoID string
+	linkTimeout              time.Duration
 }
 
 // NewService returns a service with no node; Configure starts one.
@@ -81,16 +101,27 @@ func NewService(opts ServiceOptions) *Service {
 	return &Service{opts: opts, log: opts.Logger, changed: make(chan struct{})}
 }
 
-// Node returns the running node, or nil.
-func (s *Service) Node() *Node { return s.node.Load() }
+// Node returns the running node when this service hosts it, or nil.
+func (s *Service) Node() *Node {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	return s.node
+}
 
-// Next waits until a node other than old runs and returns it; nil when
-// ctx ends first.
+// Link returns the way to the node (hosted here or elsewhere), or nil.
+func (s *Service) Link() Link {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	return s.link
+}
+
+// Next waits until this service hosts a node other than old and
+// returns it; nil when ctx ends first.
 func (s *Service) Next(ctx context.Context, old *Node) *Node {
 	for {
-		s.mu.Lock()
-		n, changed := s.node.Load(), s.changed
-		s.mu.Unlock()
+		s.lmu.Lock()
+		n, changed := s.node, s.changed
+		s.lmu.Unlock()
 		if n != nil && n != old {
 			return n
 		}
@@ -102,14 +133,33 @@ func (s *Service) Next(ctx context.Context, old *Node) *Node {
 	}
 }
 
-// setNodeLocked makes n the current node and wakes Next.
-func (s *Service) setNodeLocked(n *Node) {
-	s.node.Store(n)
+// NextLink waits until a link other than old is up and returns it; nil
+// when ctx ends first.
+func (s *Service) NextLink(ctx context.Context, old Link) Link {
+	for {
+		s.lmu.Lock()
+		l, changed := s.link, s.changed
+		s.lmu.Unlock()
+		if l != nil && l != old {
+			return l
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		}
+	}
+}
+
+func (s *Service) setLink(l Link, n *Node) {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	s.link, s.node = l, n
 	close(s.changed)
 	s.changed = make(chan struct{})
 }
 
-// Configure applies cfg: the allow list, then the node's life. ctx
+// Configure applies cfg: the allow list, then the node's use. ctx
 // bounds the life of a node it starts. An error leaves no node when the
 // node could not start, and the node as it was when its identity is
 // misconfigured.
@@ -119,8 +169,10 @@ func (s *Service) Configure(ctx context.Context, cfg *gitcfg.Config) error {
 	if s.closed {
 		return errors.New("telehash node: service closed")
 	}
+	s.amu.Lock()
 	revoked := s.allow.Set(cfg)
 	s.gen++
+	s.amu.Unlock()
 	listen, want := listenAddr(cfg)
 	if !want {
 		if s.cur != nil {
@@ -129,80 +181,179 @@ func (s *Service) Configure(ctx context.Context, cfg *gitcfg.Config) error {
 		s.stopLocked()
 		return nil
 	}
-	id, err := identityPathFor(cfg, s.opts.CommonDir)
+	key, err := s.settings(cfg, listen)
 	if err != nil {
-		s.revokeLocked(revoked)
+		s.applyLocked(ctx, revoked)
 		return err
 	}
-	linkTimeout, err := LinkTimeout(cfg)
-	if err != nil {
-		s.revokeLocked(revoked)
-		return err
-	}
-	key := nodeSettings{listen: listen, identity: id, linkTimeout: linkTimeout}
 	if s.cur != nil && s.cur.key == key {
-		s.revokeLocked(revoked)
+		s.applyLocked(ctx, revoked)
 		return nil
 	}
 	s.stopLocked()
 	return s.startLocked(ctx, key)
 }
 
-func (s *Service) revokeLocked(revoked []telehash.Hashname) {
-	if s.cur != nil {
-		s.cur.node.Revoke(revoked)
+func (s *Service) settings(cfg *gitcfg.Config, listen string) (nodeSettings, error) {
+	id, err := identityPathFor(cfg, s.opts.CommonDir)
+	if err != nil {
+		return nodeSettings{}, err
+	}
+	linkTimeout, err := LinkTimeout(cfg)
+	if err != nil {
+		return nodeSettings{}, err
+	}
+	repoID, err := RepoID(cfg, s.opts.CommonDir)
+	if err != nil {
+		return nodeSettings{}, err
+	}
+	return nodeSettings{listen: listen, identity: id, repoID: repoID, linkTimeout: linkTimeout}, nil
+}
+
+// applyLocked enforces the new allow list on the node: here, or by the
+// host, which reads the configuration again.
+func (s *Service) applyLocked(ctx context.Context, revoked []telehash.Hashname) {
+	if n := s.Node(); n != nil {
+		n.Revoke(revoked)
+		return
+	}
+	if s.cur == nil {
+		return
+	}
+	s.cur.mu.Lock()
+	h := s.cur.host
+	s.cur.mu.Unlock()
+	if h == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := h.reload(rctx); err != nil {
+		s.log.Warn("the node's host could not read the configuration again", "err", err)
 	}
 }
+
+// firstWait bounds Configure's wait for a node's host that does not
+// answer; the service keeps trying after.
+const firstWait = 5 * time.Second
 
 func (s *Service) startLocked(ctx context.Context, key nodeSettings) error {
 	id, err := LoadOrCreate(key.identity)
 	if err != nil {
 		return fmt.Errorf("telehash identity: %w", err)
 	}
-	node, err := Start(ctx, Options{Identity: id, Listen: key.listen, GitDir: s.opts.GitDir, Hub: s.opts.Hub,
-		LinkTimeout: key.linkTimeout, Logger: s.log, Permission: s.allow.Permission})
-	if err != nil {
-		return fmt.Errorf("remotedaemon.thListen %s: %w", key.listen, err)
+	rctx, cancel := context.WithCancel(ctx)
+	r := &running{key: key, id: id, cancel: cancel, done: make(chan struct{})}
+	first := make(chan error, 1)
+	go s.run(rctx, r, first)
+	select {
+	case err := <-first:
+		if err != nil {
+			cancel()
+			<-r.done
+			return err
+		}
+	case <-time.After(firstWait):
+		s.log.Warn("the process hosting the telehash node of this identity does not answer yet; still trying")
 	}
-	if err := node.ServeLocal(); err != nil {
-		s.log.Warn("cannot lend the node to git-remote-th", "err", err)
-	}
-	s.log.Info("serving on telehash", "hashname", id.Hashname(), "udp", node.Mesh.Addr())
-	r := &running{node: node, key: key, done: make(chan struct{})}
 	s.cur = r
-	s.setNodeLocked(node)
-	go func() {
-		defer close(r.done)
-		s.refresh(node)
-	}()
 	return nil
 }
 
-// stopLocked closes the current node; its port and lending socket are
-// free when it returns.
+// stopLocked ends the node's use; a node hosted here is closed (its
+// port and lending socket free) when it returns.
 func (s *Service) stopLocked() {
 	r := s.cur
 	if r == nil {
 		return
 	}
 	s.cur = nil
-	s.setNodeLocked(nil)
-	if err := r.node.Close(); err != nil {
-		s.log.Debug("closing the telehash node", "err", err)
-	}
+	r.cancel()
+	<-r.done
 }
 
-// Close stops the node for good.
+// Close stops the node's use for good.
 func (s *Service) Close() error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.closed = true
-	r := s.cur
 	s.stopLocked()
-	s.mu.Unlock()
-	if r != nil {
-		<-r.done // its refresh loop ends with the node's context
-	}
 	return nil
+}
+
+// retryHost is how often a service waiting for the node's host (one
+// that holds the lock but has not opened its socket yet) tries again.
+const retryHost = 100 * time.Millisecond
+
+// run hosts the node when the host lock is free, or registers with its
+// host, until ctx ends; first gets the outcome of the first attempt.
+func (s *Service) run(ctx context.Context, r *running, first chan<- error) {
+	defer close(r.done)
+	reported := false
+	report := func(err error) {
+		if !reported {
+			reported = true
+			first <- err
+		}
+	}
+	var lastWarn string
+	for ctx.Err() == nil {
+		lock, err := tryHostLock(r.key.identity)
+		if err != nil {
+			// No locks here (some network file systems): host alone.
+			s.log.Warn("cannot lock the telehash node of this identity; hosting it without coordination", "err", err)
+		}
+		if lock != nil || err != nil {
+			err := s.host(ctx, r, lock, report)
+			if err != nil {
+				if !reported {
+					report(err)
+					return
+				}
+				if err.Error() != lastWarn { // said once, not every second
+					lastWarn = err.Error()
+					s.log.Error("telehash node: cannot take over the node of this identity; trying again", "err", err)
+				}
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		l, err := register(ctx, r.id.Hashname(), Registration{Dir: s.opts.Dir, GitDir: s.opts.GitDir, CommonDir: s.opts.CommonDir, Listen: r.key.listen})
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+				sleep(ctx, retryHost) // the host is starting, or just stopped
+				continue
+			}
+			if err.Error() != lastWarn {
+				lastWarn = err.Error()
+				s.log.Warn("cannot use the telehash node of this identity's host; trying again", "err", err)
+			}
+			sleep(ctx, time.Second)
+			continue
+		}
+		lastWarn = ""
+		s.log.Info("serving on telehash through the node of another process", "hashname", r.id.Hashname(), "udp", l.reg.addr)
+		s.warnListen(r.key.listen, l.reg.addr)
+		r.mu.Lock()
+		r.host = l
+		r.mu.Unlock()
+		s.setLink(l, nil)
+		report(nil)
+		select {
+		case <-ctx.Done():
+		case <-l.done:
+			s.log.Info("the process hosting the telehash node went away; taking over or moving to the new host")
+		}
+		s.setLink(nil, nil)
+		r.mu.Lock()
+		r.host = nil
+		r.mu.Unlock()
+		l.close()
+	}
+	report(ctx.Err())
 }
 
 // refresh keeps the allow list in step with the configuration files
@@ -226,9 +377,9 @@ func (s *Service) refresh(node *Node) {
 		if now == seen {
 			continue
 		}
-		s.mu.Lock()
+		s.amu.Lock()
 		gen := s.gen
-		s.mu.Unlock()
+		s.amu.Unlock()
 		cfg, err := s.opts.ReadConfig(ctx, s.opts.Dir)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -237,12 +388,13 @@ func (s *Service) refresh(node *Node) {
 			continue // tried again at the next tick
 		}
 		seen = now
-		s.mu.Lock()
-		if s.gen == gen && s.cur != nil && s.cur.node == node { // not overtaken by a Configure
-			revoked := s.allow.Set(cfg)
+		s.amu.Lock()
+		var revoked []telehash.Hashname
+		if s.gen == gen { // not overtaken by a Configure
+			revoked = s.allow.Set(cfg)
 			s.gen++
-			node.Revoke(revoked)
 		}
-		s.mu.Unlock()
+		s.amu.Unlock()
+		node.Revoke(revoked)
 	}
 }

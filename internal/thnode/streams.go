@@ -19,6 +19,7 @@ type streams struct {
 // streamState is one stream being served.
 type streamState struct {
 	cancel context.CancelFunc // ends the stream
+	repo   *Repo              // the repository it serves, once known
 	need   Permission         // Read until its request asks for more
 	// demote, if set, ends the service that needed more than Read,
 	// leaving the peer's session alone.
@@ -40,6 +41,15 @@ func (s *streams) remove(c *telehash.Channel) {
 	delete(s.m, c)
 }
 
+// setRepo records the repository c serves.
+func (s *streams) setRepo(c *telehash.Channel, r *Repo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.m[c]; st != nil {
+		st.repo = r
+	}
+}
+
 // require records that c's service needs p, and how to end it when its
 // peer keeps only Read. Called before p is checked, so that a revocation
 // either happened before (and the check sees it) or finds the stream
@@ -49,6 +59,15 @@ func (s *streams) require(c *telehash.Channel, p Permission, demote func()) {
 	defer s.mu.Unlock()
 	if st := s.m[c]; st != nil && p > st.need {
 		st.need, st.demote = p, demote
+	}
+}
+
+// needNothing marks c as a stream open to any peer (pairing).
+func (s *streams) needNothing(c *telehash.Channel) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.m[c]; st != nil {
+		st.need = None
 	}
 }
 
@@ -99,7 +118,12 @@ func (n *Node) servedTo(peer telehash.Hashname) int { return len(n.streams.serve
 // that they must handshake again, which the mesh refuses.
 func (n *Node) Revoke(lowered []telehash.Hashname) {
 	for c, st := range n.streams.served("") {
-		has := n.opts.Permission(c.Peer())
+		var has Permission
+		if st.repo != nil {
+			has = st.repo.Permission(c.Peer())
+		} else {
+			has = n.repos.permission(c.Peer())
+		}
 		if has >= st.need {
 			continue
 		}
@@ -112,7 +136,7 @@ func (n *Node) Revoke(lowered []telehash.Hashname) {
 		st.cancel()
 	}
 	for _, h := range lowered {
-		if n.opts.Permission(h) == None {
+		if n.repos.permission(h) == None && !n.admit(h) {
 			n.Mesh.Unlink(h)
 		}
 	}

@@ -1,12 +1,17 @@
-// Package thnode is a git node on telehash: it serves one repository to
+// Package thnode is a git node on telehash: it serves repositories to
 // authorized peers (git's pack protocol through the helper package, and
 // ref change notifications through the notify package), each on a
-// telehash "stream" channel whose request names the service:
+// telehash "stream" channel whose request names the service, and the
+// repository when the node serves several that allow the peer:
 //
-//	{"service":"git"}      helper frames: the real upload-pack/receive-pack
-//	{"service":"notify"}   the notify protocol, every WATCH pinned to the repository
+//	{"service":"git"}                  helper frames: the real upload-pack/receive-pack
+//	{"service":"notify"}               the notify protocol, every WATCH pinned to the repository
+//	{"service":"git","repo":"<id>"}    the same, for the repository named <id> (see RepoID)
 //
-// and dials such services on other nodes.
+// and dials such services on other nodes. One node runs per identity and
+// machine, shared by every daemon and git-remote-th of that identity
+// (see Service and Client): the first to start hosts it, the others use
+// it through its local socket, and one of them takes over when it stops.
 package thnode
 
 import (
@@ -21,6 +26,7 @@ import (
 	"time"
 
 	"github.com/git-remote-daemon/git-remote-daemon/helper"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/notify"
 	"github.com/git-remote-daemon/git-remote-daemon/telehash"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
@@ -30,11 +36,24 @@ import (
 const (
 	ServiceGit    = "git"
 	ServiceNotify = "notify"
+	// ServicePair is pairing (internal/pairing): the only service a
+	// node that no remote names may open, and only while Pairing
+	// admits it.
+	ServicePair = "pair"
 )
+
+// Pairing is the hook of pairing into a node: while an invitation is
+// open, Admit lets peers that no remote names link (they may open the
+// pair service and nothing else), and ServePair serves the pair streams.
+type Pairing interface {
+	Admit(peer telehash.Hashname) bool
+	ServePair(ctx context.Context, n *Node, peer telehash.Hashname, s io.ReadWriter) error
+}
 
 // request is the JSON head of a stream channel's open.
 type request struct {
 	Service string `json:"service"`
+	Repo    string `json:"repo,omitempty"`
 }
 
 // Options configure a node.
@@ -50,14 +69,29 @@ type Options struct {
 	// Permission, if set, replaces Allow: what each peer may do (None
 	// refuses its handshakes).
 	Permission func(telehash.Hashname) Permission
-	// GitDir is the served repository's git directory ("" serves none).
+	// GitDir is the served repository's git directory ("" serves none
+	// at start; AddRepo adds repositories).
 	GitDir string
+	// RepoID names that repository in requests (see RepoID).
+	RepoID string
 	// Hub watches the served repository's refs for notify.
 	Hub    *watch.Hub
 	Logger *slog.Logger
 	// LinkTimeout bounds a link attempt (default 30 s, the handshake
 	// give-up time of the spec).
 	LinkTimeout time.Duration
+	// ReadConfig reads the configuration of a repository registered by
+	// another daemon (default gitcfg.Read); RefreshEvery is how often its
+	// files are checked for a change (default 1 s).
+	ReadConfig   func(ctx context.Context, dir string) (*gitcfg.Config, error)
+	RefreshEvery time.Duration
+	// OnRegister, if set, is told the listen address a newly registered
+	// repository wants; it returns the address the node serves it on
+	// (the node may be about to move there).
+	OnRegister func(listen string) string
+	// Pairing, if set, serves the pair service (to any peer) and admits
+	// the handshakes of the peers it admits.
+	Pairing Pairing
 }
 
 // Keepalive is the link keepalive of nodes: a handshake every 10 s, so a
@@ -73,7 +107,11 @@ type Node struct {
 	ctx     context.Context // ends when the node closes
 	cancel  context.CancelFunc
 	streams streams
+	repos   repoSet
 	local   localListener
+	// admit admits peers beyond the repositories' (Options.Allow of a
+	// node serving none).
+	admit func(telehash.Hashname) bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -93,15 +131,24 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 			return None
 		}
 	}
-	perm := opts.Permission
-	allow := func(h telehash.Hashname) bool { return perm(h) >= Read }
-	opts.Allow = allow
+	n := &Node{opts: opts, log: opts.Logger, admit: func(telehash.Hashname) bool { return false }}
+	if opts.GitDir != "" {
+		n.repos.add(&Repo{ID: opts.RepoID, GitDir: opts.GitDir, Hub: opts.Hub, Permission: opts.Permission})
+	} else {
+		perm := opts.Permission
+		n.admit = func(h telehash.Hashname) bool { return perm(h) >= Read }
+	}
+	allow := func(h telehash.Hashname) bool { return n.admit(h) || n.repos.admits(h) }
+	if pairing := opts.Pairing; pairing != nil {
+		linkAllow := allow
+		allow = func(h telehash.Hashname) bool { return linkAllow(h) || pairing.Admit(h) }
+	}
 	m, err := telehash.NewMesh(ctx, opts.Identity, telehash.MeshOptions{Listen: opts.Listen, Allow: allow, Logger: opts.Logger,
 		HandshakeTimeout: opts.LinkTimeout, Keepalive: Keepalive})
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Mesh: m, opts: opts, log: opts.Logger}
+	n.Mesh = m
 	n.ctx, n.cancel = context.WithCancel(ctx)
 	context.AfterFunc(n.ctx, func() { _ = n.Close() })
 	m.Handle(telehash.StreamType, func(c *telehash.Channel) { go n.serve(n.ctx, c) })
@@ -123,6 +170,24 @@ func (n *Node) Close() error {
 	return n.closeErr
 }
 
+// AddRepo serves r on the node until remove is called; remove ends
+// the streams served for r.
+func (n *Node) AddRepo(r *Repo) (remove func()) {
+	n.repos.add(r)
+	return func() {
+		n.repos.remove(r)
+		for c, st := range n.streams.served("") {
+			if st.repo == r {
+				c.Abort(reasonNoRepo)
+				st.cancel()
+			}
+		}
+	}
+}
+
+// Permission is the most peer may do in any repository the node serves.
+func (n *Node) Permission(peer telehash.Hashname) Permission { return n.repos.permission(peer) }
+
 // Done is closed once the node is closing: a watcher on it must move to
 // the node that replaces it.
 func (n *Node) Done() <-chan struct{} { return n.ctx.Done() }
@@ -138,16 +203,32 @@ func (n *Node) serve(ctx context.Context, c *telehash.Channel) {
 	defer cancel()
 	defer n.streams.remove(c)
 	n.streams.add(c, cancel) // before the check: a Revoke after it finds the stream
-	if n.opts.Permission(peer) < Read {
-		n.log.Warn("refused a stream from an unauthorized peer", "peer", peer)
-		c.Abort(reasonRevoked)
-		return
-	}
 	var req request
 	if open := c.OpenPacket(); open != nil {
 		if pkt, err := telehash.DecodePacket(open.Body); err == nil && pkt.IsJSON() {
 			_ = json.Unmarshal(pkt.Head, &req)
 		}
+	}
+	if req.Service == ServicePair && n.opts.Pairing != nil {
+		n.streams.needNothing(c) // a config change (Revoke) leaves it alone
+		n.servePair(ctx, c)
+		return
+	}
+	repo, err := n.repos.resolve(peer, req.Repo)
+	switch {
+	case errors.Is(err, errNotAllowed):
+		n.log.Warn("refused a stream from an unauthorized peer", "peer", peer)
+		c.Abort(reasonRevoked)
+		return
+	case err != nil:
+		n.log.Info("refused a stream", "peer", peer, "repo", req.Repo, "err", err)
+		c.Abort(err.Error())
+		return
+	}
+	n.streams.setRepo(c, repo)
+	if repo.Permission(peer) < Read { // revoked since resolve: Revoke may have missed the stream's repo
+		c.Abort(reasonRevoked)
+		return
 	}
 	s, err := telehash.NewStream(ctx, c)
 	if err != nil {
@@ -155,14 +236,12 @@ func (n *Node) serve(ctx context.Context, c *telehash.Channel) {
 		return
 	}
 	defer s.Close()
-	switch {
-	case n.opts.GitDir == "":
-		c.Abort("this node serves no repository")
-	case req.Service == ServiceGit:
-		err = n.serveGit(ctx, c, s)
-	case req.Service == ServiceNotify:
-		gitDir := n.opts.GitDir
-		err = notify.Serve(ctx, s, s, notify.ServerOptions{Hub: n.opts.Hub, Logger: n.log,
+	switch req.Service {
+	case ServiceGit:
+		err = n.serveGit(ctx, c, s, repo)
+	case ServiceNotify:
+		gitDir := repo.GitDir
+		err = notify.Serve(ctx, s, s, notify.ServerOptions{Hub: repo.Hub, Logger: n.log,
 			Resolve: func(string) (string, error) { return gitDir, nil }})
 	default:
 		c.Abort(fmt.Sprintf("unknown service %q", req.Service))
@@ -173,6 +252,19 @@ func (n *Node) serve(ctx context.Context, c *telehash.Channel) {
 	}
 }
 
+// servePair serves a pair stream, to any peer: pairing decides.
+func (n *Node) servePair(ctx context.Context, c *telehash.Channel) {
+	s, err := telehash.NewStream(ctx, c)
+	if err != nil {
+		c.Abort(err.Error())
+		return
+	}
+	defer s.Close()
+	if err := n.opts.Pairing.ServePair(ctx, n, c.Peer(), s); err != nil && ctx.Err() == nil {
+		n.log.Info("pairing stream ended", "peer", c.Peer(), "err", err)
+	}
+}
+
 // Dial links to addr and opens a stream to its service.
 func (n *Node) Dial(ctx context.Context, addr Addr, service string) (*telehash.Stream, error) {
 	hn := addr.Hashname
@@ -180,12 +272,10 @@ func (n *Node) Dial(ctx context.Context, addr Addr, service string) (*telehash.S
 		if !addr.Reachable() {
 			return nil, fmt.Errorf("%s: not linked, and the th:: URL has no key and path to reach it", hn)
 		}
-		info := telehash.LinkInfo{Keys: addr.Keys}
-		for _, p := range addr.Paths {
-			info.Paths = append(info.Paths, telehash.Path{Type: "udp4", IP: p.Addr().String(), Port: int(p.Port())})
-		}
 		n.log.Debug("linking", "peer", hn, "paths", addr.Paths)
-		got, err := n.Mesh.Link(ctx, info)
+		done := n.repos.startDial(hn) // its answers are let in
+		got, err := n.Mesh.Link(ctx, addr.LinkInfo())
+		done()
 		n.log.Debug("link done", "peer", hn, "err", err)
 		if err != nil {
 			return nil, fmt.Errorf("link to %s: %w", hn, err)
@@ -195,7 +285,22 @@ func (n *Node) Dial(ctx context.Context, addr Addr, service string) (*telehash.S
 		}
 	}
 	n.log.Debug("opening stream", "peer", hn, "service", service)
-	return n.Mesh.OpenStream(ctx, hn, request{Service: service})
+	return n.Mesh.OpenStream(ctx, hn, request{Service: service, Repo: addr.Repo})
+}
+
+// waitLinked waits until the node hn links to us (for an address with
+// only a hashname); false when ctx ends or the node closes first.
+func (n *Node) waitLinked(ctx context.Context, hn telehash.Hashname) bool {
+	for !n.Mesh.Up(hn) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-n.ctx.Done():
+			return false
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return true
 }
 
 var _ io.ReadWriteCloser = (*telehash.Stream)(nil)

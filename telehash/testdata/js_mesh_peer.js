@@ -2,6 +2,9 @@
 // driven by JSON lines on stdin; it answers with JSON lines on stdout:
 //   {"event":"ready","hashname":...,"keys":...,"paths":[...]}
 //   {"cmd":"link","link":{"keys":...,"paths":[...]}}  -> {"event":"link","up":true}
+//   {"cmd":"pathping"}  -> opens a path channel to the linked peer and
+//     reports {"event":"pong","err","path","pipes"}: its first answer's path
+//     (or the error, such as "unknown type") and the link's pipes' paths.
 //   {"cmd":"stream","size":N}  -> opens a stream to the linked peer, writes N
 //     random bytes, ends, and reports {"event":"sent","sha256"} and, once the
 //     peer's end arrives, {"event":"streamdone","bytes","sha256"} of what came back.
@@ -65,6 +68,21 @@ th.mesh({ id: id, ip: '127.0.0.1', port: 0,
           told = true;
           emit({ event: 'link', up: true });
         });
+      }
+      if (cmd.cmd == 'pathping') {
+        // what ext/path.js's link.ping sends, reporting the first answer
+        // (or error) and the paths telehash-js now has for the peer
+        var ch = link.x.channel({ json: { type: 'path' } });
+        var done = false;
+        ch.receiving = function (err, packet, cbChan) {
+          if (!done) {
+            done = true;
+            emit({ event: 'pong', err: err ? String(err) : null, path: packet && packet.json.path || null,
+                   pipes: link.pipes.map(function (p) { return p.path; }) });
+          }
+          cbChan();
+        };
+        ch.send({ json: { type: 'path', paths: mesh.paths() } });
       }
       if (cmd.cmd == 'stream') {
         var s = link.stream(th.lob.encode({ from: 'js' }));

@@ -17,14 +17,15 @@ import (
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
 )
 
-// Nodes gives the daemon's telehash node, which RELOAD may start, move
-// or stop (thnode.Service).
+// Nodes gives the daemon's way to its identity's telehash node, which
+// RELOAD may start, move or stop, and which moves when the process
+// hosting it stops (thnode.Service).
 type Nodes interface {
-	// Node returns the running node, or nil.
-	Node() *thnode.Node
-	// Next waits until a node other than old runs and returns it; nil
-	// when ctx ends first.
-	Next(ctx context.Context, old *thnode.Node) *thnode.Node
+	// Link returns the way to the node, or nil.
+	Link() thnode.Link
+	// NextLink waits until a link other than old is up and returns it;
+	// nil when ctx ends first.
+	NextLink(ctx context.Context, old thnode.Link) thnode.Link
 }
 
 // Dialer makes th watchers over the daemon's current node.
@@ -34,11 +35,11 @@ type Dialer struct {
 
 var _ transport.Dialer = (*Dialer)(nil)
 
-func (d *Dialer) getNode() *thnode.Node {
+func (d *Dialer) getNode() thnode.Link {
 	if d.Nodes == nil {
 		return nil
 	}
-	return d.Nodes.Node()
+	return d.Nodes.Link()
 }
 
 // NewWatcher returns a watcher of the th:: remote r. A remote may name
@@ -113,9 +114,10 @@ func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error 
 		}
 		select {
 		case <-node.Done():
-			// The daemon moved its node (RELOAD): follow it to the new
-			// one without a gap the remote would see as a disconnection.
-			if node = w.d.Nodes.Next(ctx, node); node == nil {
+			// The daemon moved its node (RELOAD), or the process hosting
+			// it stopped: follow it to the new one without a gap the
+			// remote would see as a disconnection.
+			if node = w.d.Nodes.NextLink(ctx, node); node == nil {
 				return nil
 			}
 			continue
@@ -126,7 +128,7 @@ func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error 
 			// know it, or it told us it stopped or dropped us): forget it, so the next attempt handshakes afresh.
 			// Not for other failures: the session may be carrying other
 			// streams (a fetch) just fine.
-			node.Mesh.Unlink(w.addr.Hashname)
+			node.Unlink(w.addr.Hashname)
 		}
 		return classify(err)
 	}
@@ -160,20 +162,20 @@ func classify(err error) error {
 	return &transport.Transient{Err: err, Waiting: waiting}
 }
 
-func (w *watcher) watch(ctx context.Context, node *thnode.Node, fn func(watch.Update) error) error {
-	// A URL with only a hashname: wait until that node links to us.
-	for !w.addr.Reachable() && !node.Mesh.Up(w.addr.Hashname) {
+func (w *watcher) watch(ctx context.Context, node thnode.Link, fn func(watch.Update) error) error {
+	// A URL with only a hashname: Dial waits until that node links to us.
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
 		select {
-		case <-ctx.Done():
-			return nil
 		case <-node.Done():
-			return nil
-		case <-time.After(500 * time.Millisecond):
+			cancel()
+		case <-dctx.Done():
 		}
-	}
-	s, err := node.Dial(ctx, w.addr, thnode.ServiceNotify)
+	}()
+	s, err := node.Dial(dctx, w.addr, thnode.ServiceNotify, true)
 	if err != nil {
-		if ctx.Err() != nil {
+		if dctx.Err() != nil {
 			return nil
 		}
 		return err
