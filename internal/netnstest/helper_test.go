@@ -23,6 +23,8 @@ func TestMain(m *testing.M) {
 		os.Exit(echo(os.Getenv("NETNSTEST_ADDR")))
 	case "probe":
 		os.Exit(probe(os.Getenv("NETNSTEST_ADDR"), os.Stdin, os.Stdout))
+	case "thnode":
+		os.Exit(thNode(os.Getenv("NETNSTEST_ADDR"), os.Getenv("NETNSTEST_ROUTER") == "true", os.Stdin, os.Stdout))
 	case "punch":
 		os.Exit(punch(os.Getenv("NETNSTEST_ADDR"), os.Stdin, os.Stdout))
 	default:
