@@ -188,7 +188,8 @@ func (a Addr) Short() Addr {
 	if err != nil {
 		return a
 	}
-	out := Addr{Hashname: a.Hashname, Keys: map[string]string{}, Paths: a.Paths}
+	out := a // paths and the rest as they are
+	out.Keys, out.Intermediates = map[string]string{}, nil
 	for c, k := range a.Keys {
 		if c == telehash.CS3a.String() || len(k) <= len(ims[c]) {
 			out.Keys[c] = k
