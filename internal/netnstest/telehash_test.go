@@ -244,3 +244,43 @@ func TestTelehashRoutingThroughNATs(t *testing.T) {
 		})
 	}
 }
+
+// Bob, linked to Alice directly through their home routers after the
+// router's introduction, moves behind another NAT (a new public address
+// that Alice's router drops until both punch again): Alice's echo gets
+// through again within seconds, and Bob's too.
+func TestTelehashRoamingThroughNATs(t *testing.T) {
+	ctx := context.Background()
+	n := New(t)
+	rt := must[*Host](t)(n.PublicHost(ctx, "rt"))
+	na := must[*NAT](t)(n.NewNAT(ctx, "na", NATOptions{}))
+	nb := must[*NAT](t)(n.NewNAT(ctx, "nb", NATOptions{}))
+	cafe := must[*NAT](t)(n.NewNAT(ctx, "cafe", NATOptions{}))
+	alice := must[*Host](t)(na.Host(ctx, "alice"))
+	bob := must[*Host](t)(nb.Host(ctx, "bob"))
+	r := startTH(t, n, rt, "0.0.0.0:7000", true)
+	a := startTH(t, n, alice, "0.0.0.0:0", false)
+	b := startTH(t, n, bob, "0.0.0.0:0", false)
+	rinfo := info(r.keys, netip.AddrPortFrom(rt.IP(), 7000))
+	for who, p := range map[string]*thProc{"alice": a, "bob": b} {
+		if got := p.do("router " + rinfo); got != "ok" {
+			t.Fatalf("%s: router: %s", who, got)
+		}
+	}
+	if got := a.do("link " + info(b.keys, netip.AddrPort{})); got != "ok" {
+		t.Fatalf("alice links to bob: %s", got)
+	}
+	if got := a.do("echo " + b.hashname() + " 65536"); !strings.HasPrefix(got, "ok") {
+		t.Fatalf("echo: %s", got)
+	}
+	time.Sleep(time.Second)
+	check(t, bob.MoveTo(ctx, cafe))
+	moved := time.Now()
+	if got := a.do("echo " + b.hashname() + " 65536 20s"); !strings.HasPrefix(got, "ok") {
+		t.Fatalf("alice to bob after his move: %s after %v", got, time.Since(moved).Round(time.Millisecond))
+	}
+	t.Logf("alice reached bob %v after his move", time.Since(moved).Round(time.Millisecond))
+	if got := b.do("echo " + a.hashname() + " 65536 10s"); !strings.HasPrefix(got, "ok") {
+		t.Fatalf("bob to alice after his move: %s", got)
+	}
+}
