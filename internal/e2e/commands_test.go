@@ -22,6 +22,7 @@ const waitLimit = 20 * time.Second
 
 func commands() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		"netns":     cmdNetns, // netns_test.go: real NATs
 		"daemon":    cmdDaemon,
 		"logtotals": cmdLogTotals,
 		"waitref":   cmdWaitRef,
