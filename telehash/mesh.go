@@ -117,6 +117,10 @@ type MeshOptions struct {
 	HandshakeQueue   int
 	// Rand is the randomness source (default crypto/rand.Reader).
 	Rand io.Reader
+	// NoBatchIO makes the mesh read and write one datagram per system
+	// call, as on systems without batching (udpbatch.go); NoGSO keeps
+	// batching but not UDP segmentation offload (GSO and GRO).
+	NoBatchIO, NoGSO bool
 
 	// Routing (router.go, relay.go).
 	// Router makes the mesh answer peer requests: introduce peers and
@@ -235,6 +239,7 @@ type Mesh struct {
 	opts MeshOptions
 	log  *slog.Logger
 	conn *net.UDPConn
+	io   datagramIO
 	addr netip.AddrPort
 
 	mu       sync.Mutex
@@ -261,6 +266,9 @@ type Mesh struct {
 	hsPending atomic.Int64 // handshakes queued or being opened
 	stashMu   sync.Mutex
 	stash     []stashed // channel packets waiting for a session (mesh_stash.go)
+	ackMu     sync.Mutex
+	ackq      []*Channel // acks due at the end of the read batch (ackbatch.go)
+	ackWait   atomic.Bool
 
 	seenAs seenState // path_channel.go
 	stats  meshStats
@@ -285,6 +293,7 @@ func NewMesh(ctx context.Context, id *Identity, opts MeshOptions) (*Mesh, error)
 	_ = conn.SetWriteBuffer(opts.SocketBuffer)
 	m := &Mesh{
 		id: id, opts: opts, log: opts.Logger, conn: conn,
+		io:       newDatagramIO(conn, opts.NoBatchIO, opts.NoGSO),
 		addr:     conn.LocalAddr().(*net.UDPAddr).AddrPort(),
 		peers:    make(map[Hashname]*peer),
 		tokens:   make(map[Token]*peer),
@@ -393,23 +402,26 @@ func (m *Mesh) writeTo(b []byte, to netip.AddrPort) error {
 // readLoop reads and dispatches datagrams until the socket is closed.
 func (m *Mesh) readLoop() {
 	defer m.wg.Done()
-	buf := make([]byte, maxReadDatagram+1+cloakSpare)
 	for {
-		n, from, err := m.conn.ReadFromUDPAddrPort(buf[:maxReadDatagram+1])
+		err := m.io.read(m.receiveDatagram)
+		m.flushAcks()
 		if err != nil {
 			if m.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			m.log.Debug("telehash: read", "err", err)
-			continue
 		}
-		m.stats.received.Add(1)
-		if n > maxReadDatagram {
-			m.stats.dropMalformed.Add(1)
-			continue
-		}
-		m.receive(buf[:n], from)
 	}
+}
+
+// receiveDatagram counts and handles one datagram read from the socket.
+func (m *Mesh) receiveDatagram(b []byte, from netip.AddrPort) {
+	m.stats.received.Add(1)
+	if len(b) > maxReadDatagram {
+		m.stats.dropMalformed.Add(1)
+		return
+	}
+	m.receive(b, from)
 }
 
 // receive handles one datagram; b is reused by the caller afterwards.
@@ -477,6 +489,7 @@ func (p *peer) receiveDecrypted(inner []byte, from pathAddr) {
 		p.m.stats.dropChannel.Add(1)
 		return
 	}
+	ip.buf = inner
 	p.receiveChannel(ip, from)
 }
 

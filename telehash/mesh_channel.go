@@ -31,6 +31,9 @@ type Channel struct {
 	done     chan struct{}
 	rwake    chan struct{} // closed and replaced when readers may progress
 	swake    chan struct{} // closed and replaced when writers may progress
+	rwaited  bool          // someone took rwake to wait on it (lazy wake)
+	swaited  bool          // someone took swake to wait on it
+	ackQd    bool          // queued on the mesh's batch-end acks (m.ackMu)
 	endSent  bool
 	rcvEnded bool // the peer's end was received in order
 	eof      bool // the app consumed the peer's end
@@ -79,8 +82,27 @@ func (c *Channel) Err() error {
 	return c.err
 }
 
-func (c *Channel) wakeReaders() { close(c.rwake); c.rwake = make(chan struct{}) }
-func (c *Channel) wakeWriters() { close(c.swake); c.swake = make(chan struct{}) }
+// wakeReaders and wakeWriters (c.mu held) wake those waiting on rwake or
+// swake; the channel is only closed and replaced when someone took it
+// (readersWake, writersWake), not for every packet.
+func (c *Channel) wakeReaders() {
+	if c.rwaited {
+		close(c.rwake)
+		c.rwake, c.rwaited = make(chan struct{}), false
+	}
+}
+
+func (c *Channel) wakeWriters() {
+	if c.swaited {
+		close(c.swake)
+		c.swake, c.swaited = make(chan struct{}), false
+	}
+}
+
+// readersWake and writersWake (c.mu held) return the channel to wait on
+// until readers or writers may progress.
+func (c *Channel) readersWake() <-chan struct{} { c.rwaited = true; return c.rwake }
+func (c *Channel) writersWake() <-chan struct{} { c.swaited = true; return c.swake }
 
 // OpenChannel opens a channel of type typ to a linked peer (re-linking
 // first if the link is down). open supplies the open packet's Extra, Body
@@ -195,6 +217,7 @@ func (p *peer) sendRaw(inner []byte) error {
 			len(inner)+channelOverhead, MaxDatagramSize)
 	}
 	d, err := p.x.sealChannelDatagram(p.m.opts.Rand, inner)
+	putInner(inner)
 	if err != nil {
 		return err
 	}
@@ -290,7 +313,7 @@ func (c *Channel) recv(ctx context.Context) (*innerPkt, error) {
 			c.mu.Unlock()
 			return nil, io.EOF
 		}
-		w := c.rwake
+		w := c.readersWake()
 		c.mu.Unlock()
 		select {
 		case <-w:

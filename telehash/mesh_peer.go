@@ -89,7 +89,8 @@ func (p *peer) received(from pathAddr) {
 		return
 	}
 	if a := p.addr.Load(); a == nil || *a != from {
-		p.addr.Store(&from)
+		f := from // a copy: taking from's address would allocate on every call
+		p.addr.Store(&f)
 		if a != nil && a.IsValid() {
 			p.pathChanged()
 		}

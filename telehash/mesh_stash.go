@@ -21,16 +21,19 @@ type stashed struct {
 // handshakes are being opened; it reports whether it kept (or, the
 // session having changed meanwhile, handled) the packet.
 func (m *Mesh) stashChannel(p *peer, pkt []byte, from pathAddr) bool {
-	if m.hsPending.Load() == 0 {
-		return false
-	}
 	m.stashMu.Lock()
 	// The session may have changed since the packet failed: try again
-	// under the lock that newSession drains the stash with.
+	// under the lock that newSession drains the stash with. Before
+	// looking at hsPending: the worker may have started the session and
+	// counted its handshake done since the packet failed.
 	if inner, err := p.x.openChannelFast(pkt); err == nil {
 		m.stashMu.Unlock()
 		p.receiveDecrypted(inner, from)
 		return true
+	}
+	if m.hsPending.Load() == 0 {
+		m.stashMu.Unlock()
+		return false
 	}
 	if len(m.stash) >= maxStash {
 		m.stash[0] = stashed{}
@@ -65,6 +68,7 @@ func (m *Mesh) unstash(p *peer) {
 		}
 		p.receiveDecrypted(inner, s.from)
 	}
+	m.flushAcks()
 }
 
 // dropStash drops the kept packets: no handshake is being opened.

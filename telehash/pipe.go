@@ -96,6 +96,7 @@ func (m *Mesh) Receive(b []byte, p Pipe) {
 	buf := make([]byte, len(b), len(b)+cloakSpare)
 	copy(buf, b)
 	m.receivePath(buf, pipePath(p))
+	m.flushAcks()
 }
 
 // AddPipe offers p as a path to peer (known or not yet linked): handshakes

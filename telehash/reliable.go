@@ -118,6 +118,7 @@ type rcvState struct {
 	unacked  int
 	lastEdge uint32 // last advertised highest acceptable seq
 	any      bool   // a seq was received: outgoing packets carry ack
+	due      bool   // ackEvery in-order packets unacknowledged: ack may wait for the batch end
 	timer    *time.Timer
 	timerOn  bool
 }
@@ -163,34 +164,60 @@ func (r *rcvState) discard() {
 // sendReliable queues and sends one content packet, blocking while the
 // window is full.
 func (c *Channel) sendReliable(ctx context.Context, h outHead, body []byte) error {
-	s := &c.snd
 	c.mu.Lock()
+	if _, err := c.waitWindowLocked(ctx); err != nil {
+		return err
+	}
+	inner, err := c.queueLocked(h, append([]byte(nil), body...), time.Now())
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	c.armRTOLocked()
+	c.mu.Unlock()
+	c.p.sendRaw(inner) // a lost packet is retransmitted
+	return nil
+}
+
+// waitWindowLocked waits, c.mu held, until the send window lets packets
+// go and returns how many (at least 1). On error c.mu is released.
+func (c *Channel) waitWindowLocked(ctx context.Context) (int, error) {
+	s := &c.snd
 	for {
 		if c.closed || c.err != nil || c.endSent {
 			err := c.errLocked()
 			c.mu.Unlock()
-			return err
+			return 0, err
 		}
 		if s.next == math.MaxUint32 {
 			c.mu.Unlock()
-			return fmt.Errorf("%w: channel sequence numbers used up", ErrExhausted)
+			return 0, fmt.Errorf("%w: channel sequence numbers used up", ErrExhausted)
 		}
 		inflight := s.next - 1 - s.acked
-		if inflight < min(uint32(s.cwnd), s.peerWin) || s.probe {
-			break
+		if win := min(uint32(s.cwnd), s.peerWin); inflight < win {
+			return int(min(win-inflight, math.MaxUint32-s.next)), nil
+		}
+		if s.probe {
+			return 1, nil
 		}
 		if len(s.q) == 0 {
 			c.armRTOLocked() // persist: probe a closed window
 		}
-		w := c.swake
+		w := c.writersWake()
 		c.mu.Unlock()
 		select {
 		case <-w:
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 		c.mu.Lock()
 	}
+}
+
+// queueLocked gives the packet h, body (which it keeps) the next seq,
+// queues it until acknowledged and returns its inner packet to send.
+func (c *Channel) queueLocked(h outHead, body []byte, now time.Time) ([]byte, error) {
+	s := &c.snd
 	h.seq = s.next
 	var scratch [256]byte
 	head, err := appendInner(scratch[:0], &h, nil)
@@ -199,11 +226,9 @@ func (c *Channel) sendReliable(ctx context.Context, h outHead, body []byte) erro
 			len(head)+len(body)+ackReserve+channelOverhead, MaxDatagramSize)
 	}
 	if err != nil {
-		c.mu.Unlock()
-		return err
+		return nil, err
 	}
-	now := time.Now()
-	op := &outPkt{h: h, body: append([]byte(nil), body...), baseLen: len(head) + len(body), sentAt: now}
+	op := &outPkt{h: h, body: body, baseLen: len(head) + len(body), sentAt: now}
 	s.next++
 	s.probe = false
 	if len(s.q) == 0 {
@@ -213,11 +238,7 @@ func (c *Channel) sendReliable(ctx context.Context, h outHead, body []byte) erro
 	if h.end {
 		c.endSent = true
 	}
-	inner := c.innerLocked(op)
-	c.armRTOLocked()
-	c.mu.Unlock()
-	c.p.sendRaw(inner) // a lost packet is retransmitted
-	return nil
+	return c.innerLocked(op), nil
 }
 
 // innerLocked encodes op with the current ack and miss.
@@ -225,7 +246,13 @@ func (c *Channel) innerLocked(op *outPkt) []byte {
 	h := op.h
 	budget := min(max((maxInnerSize-op.baseLen-ackReserve)/11, 0), maxPiggyMiss)
 	c.ackFieldsLocked(&h, budget)
-	b, _ := appendInner(make([]byte, 0, op.baseLen+ackReserve+11*len(h.miss)), &h, op.body)
+	var buf []byte
+	if n := op.baseLen + ackReserve + 11*len(h.miss); n <= innerCap {
+		buf = getInner()
+	} else {
+		buf = make([]byte, 0, n)
+	}
+	b, _ := appendInner(buf, &h, op.body)
 	return b
 }
 
@@ -291,6 +318,13 @@ func (c *Channel) receiveReliable(ip *innerPkt, fresh func()) {
 	if ip.seq > 0 {
 		ackNow, isNew = c.receiveSeqLocked(ip)
 	}
+	if ackNow && c.rcv.due {
+		// in order, ackEvery since the last ack: cumulated into one
+		// ack after the read batch (ackbatch.go); the ack timer stays
+		// the fallback
+		c.rcv.due, ackNow = false, false
+		c.m.deferAck(c)
+	}
 	acked := c.snd.acked
 	out := c.processAckLocked(ip, now)
 	isNew = isNew || c.snd.acked > acked
@@ -354,7 +388,11 @@ func (c *Channel) receiveSeqLocked(ip *innerPkt) (ackNow, isNew bool) {
 		c.deliverLocked(nx)
 	}
 	c.wakeReaders()
-	return hadGap || r.unacked >= ackEvery || c.rcvEnded, true
+	if hadGap || c.rcvEnded {
+		return true, true
+	}
+	r.due = r.unacked >= ackEvery
+	return r.due, true
 }
 
 // deliverLocked appends an in-order packet to the read queue.

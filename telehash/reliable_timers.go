@@ -175,7 +175,7 @@ func (c *Channel) Flush(ctx context.Context) error {
 			c.mu.Unlock()
 			return nil
 		}
-		w := c.swake
+		w := c.writersWake()
 		c.mu.Unlock()
 		select {
 		case <-w:

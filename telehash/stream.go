@@ -12,10 +12,14 @@ import (
 // channels/stream.md).
 const StreamType = "stream"
 
-// StreamChunk is the body size of stream data packets: with the head and
-// the piggybacked ack the datagram stays within MaxDatagramSize.
-// telehash-js sends 1000 byte fragments and accepts any size.
-const StreamChunk = 1200
+// StreamChunk is the body size of stream data packets: the largest that,
+// with the longest head ({"c":…,"seq":…,"frag":true}, 47 bytes) and the
+// piggybacked ack (ackReserve), keeps the datagram within
+// MaxDatagramSize (1400 bytes: 1428 with IPv4 and UDP headers, 1448 with
+// IPv6, under the 1500 of Ethernet and the 1492 of PPPoE with room for a
+// tunnel's headers). telehash-js sends 1000 byte fragments and accepts
+// any size.
+const StreamChunk = 1248
 
 // Stream is an io.ReadWriteCloser over a reliable channel, compatible
 // with the telehash "stream" channel type (spec: channels/stream.md) as
@@ -30,6 +34,7 @@ type Stream struct {
 
 	rmu  sync.Mutex
 	rbuf []byte
+	rcur []byte // the buffer rbuf is in, recycled once read (putRecv)
 	rerr error
 
 	wmu sync.Mutex
@@ -89,6 +94,10 @@ func (s *Stream) Read(p []byte) (int, error) {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
 	for len(s.rbuf) == 0 {
+		if s.rcur != nil {
+			putRecv(s.rcur)
+			s.rcur = nil
+		}
 		if s.rerr != nil {
 			return 0, s.rerr
 		}
@@ -100,7 +109,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 			s.rerr = err
 			continue
 		}
-		s.rbuf = ip.body
+		s.rbuf, s.rcur = ip.body, ip.buf
 		if ip.end {
 			s.rerr = io.EOF
 		}
@@ -114,15 +123,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 func (s *Stream) Write(p []byte) (int, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	n := 0
-	for n < len(p) {
-		k := min(len(p)-n, StreamChunk)
-		if err := s.c.send(s.ctx, outHead{frag: n+k < len(p)}, p[n:n+k]); err != nil {
-			return n, err
-		}
-		n += k
-	}
-	return n, nil
+	return s.c.sendStream(s.ctx, p)
 }
 
 // CloseWrite half-closes the stream: it sends end; reading goes on.

@@ -46,6 +46,7 @@ type innerPkt struct {
 	frag  bool
 	extra map[string]json.RawMessage
 	body  []byte
+	buf   []byte // the decrypted packet body is in (getRecv), if any
 }
 
 // channelPacket converts p to the public form (frag back into Extra).
@@ -126,8 +127,14 @@ func (s *jscan) byte(c byte) bool {
 
 // str scans a string of printable ASCII without escapes.
 func (s *jscan) str() (string, bool) {
+	b, ok := s.strBytes()
+	return string(b), ok
+}
+
+// strBytes is str without the copy: the string's bytes in s.b.
+func (s *jscan) strBytes() ([]byte, bool) {
 	if !s.byte('"') {
-		return "", false
+		return nil, false
 	}
 	start := s.i
 	for s.i < len(s.b) {
@@ -135,13 +142,13 @@ func (s *jscan) str() (string, bool) {
 		switch {
 		case c == '"':
 			s.i++
-			return string(s.b[start : s.i-1]), true
+			return s.b[start : s.i-1], true
 		case c < 0x20 || c >= 0x7f || c == '\\':
-			return "", false
+			return nil, false
 		}
 		s.i++
 	}
-	return "", false
+	return nil, false
 }
 
 // uint32 scans an integer literal 0..MaxUint32 (no sign, fraction,
@@ -235,12 +242,13 @@ func decodeInnerFast(b []byte) (*innerPkt, bool) {
 		return nil, false
 	}
 	for {
-		key, ok := s.str()
+		kb, ok := s.strBytes()
 		if !ok || !s.byte(':') {
 			return nil, false
 		}
 		var f int
-		switch key {
+		switch string(kb) { // no allocation for the known keys
+
 		case "c":
 			f = fC
 			p.c, ok = s.uint32()
@@ -267,6 +275,7 @@ func decodeInnerFast(b []byte) (*innerPkt, bool) {
 			f = fMiss
 			p.miss, ok = s.missArray()
 		default:
+			key := string(kb)
 			var v json.RawMessage
 			if v, ok = s.raw(); !ok {
 				return nil, false

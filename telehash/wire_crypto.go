@@ -22,33 +22,61 @@ const cloakSpare = chacha20poly1305.Overhead
 // and cloaks it in one buffer: the complete UDP payload of a channel
 // packet (the same bytes as Cloak(SealChannel(inner), 1)).
 func (x *Exchange) sealChannelDatagram(rnd io.Reader, inner []byte) ([]byte, error) {
+	s, tok, err := x.sealKeys()
+	if err != nil {
+		return nil, err
+	}
+	var rb [sealRandSize]byte
+	if err := readSealRand(rnd, rb[:]); err != nil {
+		return nil, err
+	}
+	return sealDatagram(make([]byte, 0, channelOverhead+len(inner)+cloakSpare), s, tok, rb[:], inner), nil
+}
+
+// sealRandSize is the randomness one channel datagram takes: the cloak
+// nonce (first byte not 0) and the secretbox nonce.
+const sealRandSize = CloakNonceSize + NonceSize3a
+
+// readSealRand fills rb (sealRandSize bytes a datagram) with nonces.
+func readSealRand(rnd io.Reader, rb []byte) error {
+	if _, err := io.ReadFull(rnd, rb); err != nil {
+		return fmt.Errorf("telehash: channel nonce: %w", err)
+	}
+	for i := 0; i < len(rb); i += sealRandSize {
+		for rb[i] == 0 {
+			if _, err := io.ReadFull(rnd, rb[i:i+1]); err != nil {
+				return fmt.Errorf("telehash: cloak nonce: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// sealKeys returns the current session and the remote token.
+func (x *Exchange) sealKeys() (*Session3a, Token, error) {
 	x.mu.Lock()
 	s, tok := x.session, x.remoteToken
 	x.mu.Unlock()
 	if s == nil {
-		return nil, ErrNoSession
+		return nil, Token{}, ErrNoSession
 	}
-	out := make([]byte, channelOverhead-secretbox.Overhead, channelOverhead+len(inner)+cloakSpare)
-	var rb [CloakNonceSize + NonceSize3a]byte
-	if _, err := io.ReadFull(rnd, rb[:]); err != nil {
-		return nil, fmt.Errorf("telehash: channel nonce: %w", err)
-	}
-	for rb[0] == 0 {
-		if _, err := io.ReadFull(rnd, rb[:1]); err != nil {
-			return nil, fmt.Errorf("telehash: cloak nonce: %w", err)
-		}
-	}
-	copy(out, rb[:CloakNonceSize])
-	// out[8:10] is the zero LOB head length
-	copy(out[10:], tok[:])
+	return s, tok, nil
+}
+
+// sealDatagram appends the cloaked channel datagram of inner to dst (an
+// empty buffer, best with channelOverhead+len(inner)+cloakSpare
+// capacity), with the nonces in rb (sealRandSize bytes).
+func sealDatagram(dst []byte, s *Session3a, tok Token, rb, inner []byte) []byte {
+	out := append(dst[:0], rb[:CloakNonceSize]...)
+	out = append(out, 0, 0) // the zero LOB head length
+	out = append(out, tok[:]...)
 	var nonce [NonceSize3a]byte
-	copy(nonce[:], rb[CloakNonceSize:])
-	copy(out[10+TokenSize:], nonce[:])
+	copy(nonce[:], rb[CloakNonceSize:sealRandSize])
+	out = append(out, nonce[:]...)
 	out = secretbox.Seal(out, inner, &nonce, &s.enc)
-	if err := cloakXOR(out[:CloakNonceSize], out[CloakNonceSize:]); err != nil {
-		return nil, err
-	}
-	return out, nil
+	// cannot fail: the nonce is CloakNonceSize bytes
+	_ = cloakXOR(out[:CloakNonceSize], out[CloakNonceSize:])
+	return out
 }
 
 // cloakXOR applies the cloaking stream for nonce (ChaCha20, 64-bit
@@ -98,7 +126,7 @@ func uncloakInPlace(b []byte) ([]byte, error) {
 }
 
 // openChannelFast checks the token and decrypts an outer channel packet
-// (uncloaked, LOB with empty head) into a new buffer.
+// (uncloaked, LOB with empty head) into a new buffer (getRecv).
 func (x *Exchange) openChannelFast(outer []byte) ([]byte, error) {
 	const hdr = 2 + TokenSize + NonceSize3a
 	if len(outer) < hdr+secretbox.Overhead || outer[0] != 0 || outer[1] != 0 {
@@ -116,7 +144,7 @@ func (x *Exchange) openChannelFast(outer []byte) ([]byte, error) {
 	var nonce [NonceSize3a]byte
 	copy(nonce[:], outer[2+TokenSize:hdr])
 	box := outer[hdr:]
-	inner, ok := secretbox.Open(make([]byte, 0, len(box)-secretbox.Overhead), box, &nonce, &s.dec)
+	inner, ok := secretbox.Open(getRecv(len(box)-secretbox.Overhead), box, &nonce, &s.dec)
 	if !ok {
 		return nil, fmt.Errorf("%w: 3a channel secretbox", ErrDecrypt)
 	}

@@ -47,7 +47,11 @@ func readRefs(ctx context.Context, gitDir string, known map[string]bool) (refs R
 	}
 	st = stamps{}
 	st.add(filepath.Join(gitDir, "reftable"))
-	st.add(filepath.Join(gitDir, "reftable", "tables.list"))
+	// tables.list only matters once reftable/ exists, whose appearing
+	// moves its own stamp: one stat less per check of each repository.
+	if st[filepath.Join(gitDir, "reftable")].exists {
+		st.add(filepath.Join(gitDir, "reftable", "tables.list"))
+	}
 	refs, locked, err = readFiles(gitDir, known, st)
 	if errors.Is(err, errNeedGit) {
 		refs, err = Snapshot(ctx, gitDir)

@@ -183,6 +183,9 @@ func addControl(sup *supervise.Supervisor, paths background.Paths, repo daemon.R
 			if !ok {
 				return nil, errors.New("the daemon is starting: no status yet")
 			}
+			if p := mux.pair.Load(); p != nil {
+				rep.TH = thStatus(p.service, rep.Remotes)
+			}
 			return json.Marshal(rep)
 		})
 		srv.SetPair(func(ctx context.Context, m protocol.Message, reply func(protocol.Message) error) error {

@@ -336,9 +336,13 @@ func notifyCmd(c *cli.Context) error {
 	} else {
 		defer hub.Close()
 	}
+	maxWatches, err := notify.MaxWatchesFrom(os.Getenv(notify.MaxWatchesEnv))
+	if err != nil {
+		return cli.Exit("notify-changes: "+err.Error(), 2)
+	}
 	err = notify.Serve(ctx, c.App.Reader, c.App.Writer, notify.ServerOptions{
 		Hub: hub, Timeout: c.Duration("timeout"), Paths: c.Args().Slice(), Logger: log,
-		Mux: os.Getenv(ssh.DisableMuxEnv) == ""})
+		Mux: os.Getenv(ssh.DisableMuxEnv) == "", MaxWatches: maxWatches})
 	if err != nil {
 		return cli.Exit("notify-changes: "+err.Error(), 1)
 	}

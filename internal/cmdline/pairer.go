@@ -80,11 +80,21 @@ func (p *pairer) invite(ctx context.Context, cfg *gitcfg.Config, m protocol.Pair
 	}
 	node := p.node(ctx)
 	if node == nil {
+		if p.service != nil && p.service.Link() != nil {
+			return errors.New("another process of this telehash identity hosts its node (another repository's daemon, or git-remote-th), " +
+				"and only the host can hold an invitation: pair in that repository, stop its daemon while pairing, " +
+				"or give this repository its own identity (remotedaemon.thIdentity repository)")
+		}
 		return errors.New("the telehash node is not running (see the log)")
+	}
+	repoID, err := thnode.RepoID(cfg, p.repo.CommonDir)
+	if err != nil {
+		return err
 	}
 	inv, err := p.inviter.Open(node, pairing.InviteOptions{
 		Timeout:   time.Duration(m.Timeout) * time.Second,
 		Suggested: pairing.Suggestion(cfg),
+		Repo:      repoID,
 		Add: func(ctx context.Context, peer thnode.Addr, suggested string) (string, error) {
 			name, err := pairing.Remote(ctx, p.repo.Dir, peer, pairing.RemoteOptions{Name: m.Name, Suggested: suggested, AllowPush: m.AllowPush})
 			if err != nil {
@@ -135,6 +145,9 @@ func (p *pairer) join(ctx context.Context, cfg *gitcfg.Config, m protocol.PairJo
 		return err
 	}
 	self := thnode.Addr{Hashname: id.Hashname(), Keys: id.Keys()}
+	if self.Repo, err = thnode.RepoID(cfg, p.repo.CommonDir); err != nil {
+		return err
+	}
 	if listen, _ := cfg.Get("remotedaemon.thlisten"); listen != "" {
 		if paths, err := thnode.ListenPaths(listen); err == nil {
 			self.Paths = paths

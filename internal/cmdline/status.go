@@ -86,6 +86,7 @@ func statusCmd(c *cli.Context) error {
 	if err := rep.Print(c.App.Writer, time.Now()); err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
+	printTH(c.App.Writer, rep.TH)
 	return nil
 }
 

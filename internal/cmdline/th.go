@@ -82,7 +82,11 @@ func TH(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	client := &thnode.Client{Identity: id, IdentityPath: idPath, LinkTimeout: linkTimeout, Logger: log}
+	routing, err := thnode.ParseRouting(cfg)
+	if err != nil {
+		return fail("%v", err)
+	}
+	client := &thnode.Client{Identity: id, IdentityPath: idPath, LinkTimeout: linkTimeout, Logger: log, Routers: routing.Routers}
 	defer client.Close()
 	err = helper.Run(ctx, helper.Config{
 		Stdin: stdin, Stdout: stdout, Stderr: stderr, Remote: remote, URL: url, Logger: log,

@@ -36,10 +36,21 @@ func addressCmd(c *cli.Context) error {
 			return cli.Exit(err.Error(), 1)
 		}
 	}
+	routing, err := thnode.ParseRouting(cfg)
+	if err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "git-remote-daemon: %v\n", err)
+	}
+	// Peers behind other NATs reach this node through its routers.
+	for _, r := range routing.Routers {
+		a.Routers = append(a.Routers, r.Hashname)
+	}
 	printXMPPAddress(c, cfg, a) // xmppaddress.go
 	listen, _ := cfg.Get("remotedaemon.thlisten")
 	if !inRepo || listen == "" {
-		if inRepo {
+		switch {
+		case inRepo && len(a.Routers) > 0:
+			fmt.Fprintln(c.App.ErrWriter, "git-remote-daemon: remotedaemon.thListen is not set: others reach this node through its routers (remotedaemon.thRouters)")
+		case inRepo:
 			fmt.Fprintln(c.App.ErrWriter, "git-remote-daemon: remotedaemon.thListen is not set: others reach this node only once it links to them")
 		}
 		fmt.Fprintln(c.App.Writer, a)
@@ -48,6 +59,10 @@ func addressCmd(c *cli.Context) error {
 	paths, err := thnode.ListenPaths(listen)
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("remotedaemon.thListen: %v", err), 1)
+	}
+	if thnode.PrivateOnly(paths) && len(routing.Routers) == 0 {
+		fmt.Fprintln(c.App.ErrWriter, "git-remote-daemon: this node listens on loopback or private addresses only: "+
+			"a peer behind another NAT reaches it only through a router (remotedaemon.thRouters)")
 	}
 	for _, u := range thnode.AdvertisedAddrs(a, paths) {
 		fmt.Fprintln(c.App.Writer, u)

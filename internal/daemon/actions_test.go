@@ -91,10 +91,8 @@ func TestStatusFile(t *testing.T) {
 	s.fail(t, errors.New("refused"))
 	h.out.await(t, 1, "ERROR a refused")
 
-	rep, err := ReadReport(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Written within statusEvery of the last change.
+	rep := awaitReport(t, path, func(r Report) bool { return len(r.Remotes) == 2 && r.Remotes[0].LastError != "" })
 	if len(rep.Remotes) != 2 {
 		t.Fatalf("remotes %+v", rep.Remotes)
 	}
@@ -106,9 +104,7 @@ func TestStatusFile(t *testing.T) {
 		t.Fatalf("web: %+v", web)
 	}
 	h.do(protocol.Pause{})
-	if rep, err = ReadReport(path); err != nil || !rep.Paused {
-		t.Fatalf("paused: %v %v", rep.Paused, err)
-	}
+	rep = awaitReport(t, path, func(r Report) bool { return r.Paused })
 	var b strings.Builder
 	if err := rep.Print(&b, a.LastErrorTime.Add(3*time.Second)); err != nil {
 		t.Fatal(err)
@@ -117,6 +113,23 @@ func TestStatusFile(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("status table lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// awaitReport reads the status file until ok accepts it, failing the
+// test (with the last one read) after guard.
+func awaitReport(t *testing.T, path string, ok func(Report) bool) Report {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for {
+		rep, err := ReadReport(path)
+		if err == nil && ok(rep) {
+			return rep
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status file %s: %+v (%v)", path, rep, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

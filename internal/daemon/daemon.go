@@ -65,6 +65,11 @@ type Options struct {
 	// and 3m); a connection that stayed up for StableAfter (default 1m)
 	// resets it.
 	MinBackoff, MaxBackoff, StableAfter time.Duration
+	// MaxFetches bounds the fetches (and pulls) of different remotes
+	// that run at once (default DefaultMaxFetches). A remote's changes
+	// that come while its fetch waits for its turn, or runs, make one
+	// fetch after it.
+	MaxFetches int
 
 	// clock, when set, replaces the real time of the backoff waits and
 	// the StableAfter checks (tests).
@@ -73,6 +78,11 @@ type Options struct {
 	// refs (tests).
 	watchSelf func(ctx context.Context, fn func(watch.Update) error) error
 }
+
+// DefaultMaxFetches is how many remotes are fetched at once, at most:
+// a burst of changes over many remotes fetches them side by side without
+// starting hundreds of git processes at once.
+const DefaultMaxFetches = 4
 
 // clock is the daemon's time: tests drive a fake one, so that backoffs
 // of minutes take no time.
@@ -94,10 +104,12 @@ type Daemon struct {
 	book  *book
 	clock clock
 
-	pullTurn chan struct{} // one pull at a time moves local branches: hold by sending
-	pushes   pushQueue
-	reported reported // the ERRORs emitted, once per cause
-	cfg      atomic.Pointer[gitcfg.Config]
+	pullTurn  chan struct{} // one pull at a time moves local branches: hold by sending
+	fetchTurn chan struct{} // bounds the fetches running at once: hold by sending
+	local     localRefs     // the repository's own refs, one listing for many runners
+	pushes    pushQueue
+	reported  reported // the ERRORs emitted, once per cause
+	cfg       atomic.Pointer[gitcfg.Config]
 
 	// mu is held by the command loop only; runners never take it, so the
 	// loop may wait for a runner to stop while holding it.
@@ -124,6 +136,9 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if opts.StableAfter <= 0 {
 		opts.StableAfter = time.Minute
 	}
+	if opts.MaxFetches <= 0 {
+		opts.MaxFetches = DefaultMaxFetches
+	}
 	if opts.clock == nil {
 		opts.clock = realClock{}
 	}
@@ -145,6 +160,8 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 			return watch.Watch(ctx, filepath.Clean(d.repo.CommonDir), watch.Options{Hub: d.opts.Hub, Logger: d.log}, fn)
 		}
 	}
+	d.local.read = func(ctx context.Context) (watch.Refs, error) { return watch.Read(ctx, d.repo.CommonDir) }
+	d.fetchTurn = make(chan struct{}, opts.MaxFetches)
 	d.cfg.Store(cfg)
 	return d, nil
 }
@@ -175,6 +192,7 @@ func (d *Daemon) Serve(ctx context.Context, cmds <-chan protocol.Message) error 
 	d.configureLocked(d.config())
 	d.startAllLocked()
 	d.mu.Unlock()
+	d.book.flush() // the file lists every remote before the start is reported
 	if d.opts.Started != nil {
 		d.opts.Started()
 	}
@@ -182,6 +200,7 @@ func (d *Daemon) Serve(ctx context.Context, cmds <-chan protocol.Message) error 
 		d.mu.Lock()
 		d.stopAllLocked()
 		d.mu.Unlock()
+		d.book.flush()
 	}()
 	for {
 		select {

@@ -294,7 +294,7 @@ func (r *runner) known(ctx context.Context, remote watch.Refs) (watch.Refs, erro
 	if ok {
 		return known, nil
 	}
-	local, err := watch.Read(ctx, r.d.repo.CommonDir)
+	local, err := r.d.local.get(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -38,11 +38,8 @@ func TestSecretsMasked(t *testing.T) {
 	if !strings.Contains(log, "access_token=xxxxx") {
 		t.Errorf("the log has no masked URL:\n%s", log)
 	}
+	rep := awaitReport(t, statusFile, func(r Report) bool { return len(r.Remotes) == 1 && r.Remotes[0].LastError != "" })
 	data, err := os.ReadFile(statusFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := ReadReport(statusFile)
 	if err != nil {
 		t.Fatal(err)
 	}

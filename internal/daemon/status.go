@@ -43,16 +43,33 @@ type Report struct {
 	Started time.Time      `json:"started"`
 	Paused  bool           `json:"paused"`
 	Remotes []RemoteStatus `json:"remotes"`
+	// TH is the telehash node's routing and paths, when this daemon
+	// hosts its identity's node (live status only).
+	TH *THStatus `json:"th,omitempty"`
 }
 
 // book keeps the status of every remote and writes it to a file (for
 // `git-remote-daemon status`) after each change.
+//
+// A change is written at once unless the file was written less than
+// statusEvery ago; then it is written statusEvery after that write, with
+// every change made meanwhile: a thousand remotes connecting at once
+// write the file ten times a second, not a thousand times (each write
+// holds every remote). `git-remote-daemon status` asks the running
+// daemon first; the file is for when it cannot answer.
 type book struct {
 	mu      sync.Mutex
 	path    string // "" = keep in memory only
 	report  Report
 	remotes map[string]*RemoteStatus
+
+	dirty     bool        // changed since the last write
+	lastWrite time.Time   // of the file
+	timer     *time.Timer // the write due, if any
 }
+
+// statusEvery is the least time between two writes of the status file.
+const statusEvery = 100 * time.Millisecond
 
 func newBook(path string) *book {
 	return &book{path: path, remotes: map[string]*RemoteStatus{},
@@ -133,6 +150,32 @@ func (b *book) saveLocked() {
 	if b.path == "" {
 		return
 	}
+	b.dirty = true
+	if b.timer != nil {
+		return // written when it fires
+	}
+	if wait := statusEvery - time.Since(b.lastWrite); wait > 0 {
+		b.timer = time.AfterFunc(wait, b.flush)
+		return
+	}
+	b.writeLocked()
+}
+
+// flush writes the file now if it changed since it was last written.
+func (b *book) flush() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	if b.dirty && b.path != "" {
+		b.writeLocked()
+	}
+}
+
+func (b *book) writeLocked() {
+	b.dirty, b.lastWrite = false, time.Now()
 	data, err := json.MarshalIndent(b.snapshot(), "", "  ")
 	if err == nil {
 		err = writeFileAtomic(b.path, append(data, '\n'), 0o600) // the user's only, credentials masked or not

@@ -37,6 +37,12 @@ func (r *runner) work(ctx context.Context) {
 		}
 		failed := false
 		for ctx.Err() == nil && !failed {
+			// A fetch waits for its turn before it takes the changes:
+			// those that come meanwhile make one fetch with them.
+			turn := r.wantsTurn(retrying)
+			if turn && !r.d.takeFetchTurn(ctx) {
+				return
+			}
 			r.mu.Lock()
 			req := r.pending
 			r.pending = nil
@@ -46,14 +52,30 @@ func (r *runner) work(ctx context.Context) {
 			}
 			canPush := !r.watched || r.connected
 			r.mu.Unlock()
+			if req != nil && !turn && r.fetches() { // came after wantsTurn looked
+				if !r.d.takeFetchTurn(ctx) {
+					r.mu.Lock()
+					r.pending = req.merge(r.pending)
+					r.mu.Unlock()
+					return
+				}
+				turn = true
+			}
 			if req != nil {
-				if !r.act(ctx, req) {
+				ok := r.act(ctx, req)
+				if turn {
+					r.d.endFetchTurn()
+				}
+				if !ok {
 					r.mu.Lock()
 					r.held = req.merge(r.held) // PAUSE may have come: kept for nothing
 					r.mu.Unlock()
 					failed = true
 				}
 				continue
+			}
+			if turn {
+				r.d.endFetchTurn()
 			}
 			if !canPush { // disconnected: the failed push is due at connect
 				pushDue = pushDue || pushHeld && retrying
@@ -81,6 +103,35 @@ func (r *runner) work(ctx context.Context) {
 		}
 	}
 }
+
+// wantsTurn reports whether the worker is about to act on a change with
+// a fetch (or pull), which takes one of the daemon's fetch turns.
+func (r *runner) wantsTurn(retrying bool) bool {
+	if !r.fetches() {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pending != nil || r.held != nil && retrying
+}
+
+// fetches reports whether the remote's action fetches.
+func (r *runner) fetches() bool {
+	return r.cfg.Action == gitcfg.ActionFetch || r.cfg.Action == gitcfg.ActionPull
+}
+
+// takeFetchTurn waits until fewer than MaxFetches fetches run; false
+// when ctx ended first.
+func (d *Daemon) takeFetchTurn(ctx context.Context) bool {
+	select {
+	case d.fetchTurn <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (d *Daemon) endFetchTurn() { <-d.fetchTurn }
 
 // merge returns a with the newer request b coalesced into it: b's refs
 // win, the environments of both are kept (a's first).

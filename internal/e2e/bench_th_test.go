@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -25,9 +26,11 @@ import (
 //	       (its own HOME) named in one of srv's th:: remotes, allowed to
 //	       push (daemonAllowPush)
 //
-// srv is built once per run, deterministically (a seeded PRNG): ~300
-// files of random (incompressible) bytes plus a few commits rewriting
-// some of them, 49.7 MB packed. Each of the b.N iterations times, for
+// srv is built once per run: by default (TH_CORPUS=go) a real
+// repository, a copy of the installed Go toolchain's source tree
+// (GOROOT/src) in one commit; with TH_CORPUS=random, deterministically
+// (a seeded PRNG) ~300 files of random (incompressible) bytes plus a few
+// commits rewriting some of them, 49.7 MB packed. Each of the b.N iterations times, for
 // each transport in turn (rotating which goes first):
 //
 //	clone  `git clone --no-checkout` into a fresh directory (the transfer
@@ -41,8 +44,14 @@ import (
 // and, to tell fixed per-connection costs from throughput, a `git
 // ls-remote`. It reports seconds per clone, push and ls-remote
 // (s-clone-th, s-push-ssh, s-lsremote-file, …),
-// MB/s of pack data (MBps-clone-th, …), and the throughput ratios
-// x-th/ssh-clone and x-th/ssh-push (target: >= 0.8), x-file/ssh-clone and
+// MB/s of pack data (MBps-clone-th, …), CPU seconds per clone and push
+// (cpu-s-clone-th, …: user plus system time of git with every child it
+// waited for, helper and ssh client included, plus that of the serving
+// process with the children it ran: sshd's per-connection process and
+// git-upload-pack, or the daemon and its git), the throughput ratios
+// x-th/ssh-clone and x-th/ssh-push (target: >= 0.8), the CPU ratios
+// x-th/ssh-cpu-clone and x-th/ssh-cpu-push (th::'s CPU time over
+// ssh://'s: lower is better, target: <= 1.2), x-file/ssh-clone and
 // x-file/ssh-push. Run it with scripts/bench.
 func BenchmarkCloneAndPush(b *testing.B) {
 	grd, err := exec.LookPath("git-remote-daemon")
@@ -89,18 +98,32 @@ func BenchmarkCloneAndPush(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	const files = 300
-	for i := range files {
-		writeRandom(filepath.Join(srv, fmt.Sprintf("d%02d/f%03d.bin", i%20, i)), 40<<10+rng.IntN(200<<10))
-	}
-	git(alice, srv, "add", ".")
-	git(alice, srv, "commit", "-q", "-m", "initial")
-	for c := 1; c <= 4; c++ { // history: rewrite 15 files a commit
-		for range 15 {
-			i := rng.IntN(files)
+	switch corpus := os.Getenv("TH_CORPUS"); corpus {
+	case "", "go":
+		// A real repository: the Go toolchain's own source tree
+		// (GOROOT/src, ~11,000 files, ~150 MB), in one commit.
+		goSrc := filepath.Join(runtime.GOROOT(), "src")
+		if err := os.CopyFS(filepath.Join(srv, "src"), os.DirFS(goSrc)); err != nil {
+			b.Fatalf("copying %s: %v", goSrc, err)
+		}
+		git(alice, srv, "add", "-f", ".")
+		git(alice, srv, "commit", "-q", "-m", "Go's source tree")
+	case "random":
+		const files = 300
+		for i := range files {
 			writeRandom(filepath.Join(srv, fmt.Sprintf("d%02d/f%03d.bin", i%20, i)), 40<<10+rng.IntN(200<<10))
 		}
-		git(alice, srv, "commit", "-q", "-am", fmt.Sprintf("change %d", c))
+		git(alice, srv, "add", ".")
+		git(alice, srv, "commit", "-q", "-m", "initial")
+		for c := 1; c <= 4; c++ { // history: rewrite 15 files a commit
+			for range 15 {
+				i := rng.IntN(files)
+				writeRandom(filepath.Join(srv, fmt.Sprintf("d%02d/f%03d.bin", i%20, i)), 40<<10+rng.IntN(200<<10))
+			}
+			git(alice, srv, "commit", "-q", "-am", fmt.Sprintf("change %d", c))
+		}
+	default:
+		b.Fatalf("TH_CORPUS=%q: want go (the default) or random", corpus)
 	}
 	git(alice, srv, "repack", "-adq")
 	git(alice, srv, "config", "transfer.unpackLimit", "1") // pushes stay packs, deleted between iterations
@@ -125,17 +148,34 @@ func BenchmarkCloneAndPush(b *testing.B) {
 	git(alice, srv, "config", "remote.bob.daemonAllowPush", "true") // Bob's pushes are timed too
 	git(alice, srv, "config", "remotedaemon.thListen", "127.0.0.1:"+freeUDPPort(b))
 	thURL := run(alice, srv, grd, "address")
-	startServingDaemon(b, grd, srv, alice, filepath.Join(dir, "daemon.stderr"))
+	daemonPid := startServingDaemon(b, grd, srv, alice, filepath.Join(dir, "daemon.stderr"))
 	// Wait until it answers (and warm the node's link code paths).
 	git(bob, dir, "ls-remote", thURL)
 
 	type transport struct {
 		name, url string
+		server    int // the serving process (0: none, file:// runs all under git)
 	}
 	transports := []transport{
-		{"file", "file://" + srv},
-		{"ssh", sshSrv.URL(srv)},
-		{"th", thURL},
+		{"file", "file://" + srv, 0},
+		{"ssh", sshSrv.URL(srv), sshSrv.Pid()},
+		{"th", thURL, daemonPid},
+	}
+	// timed runs git with args for t and returns its wall time and the
+	// CPU time of both sides: git with its children (client), and the
+	// serving process with the children it ran for the request (server).
+	timed := func(t transport, d string, args ...string) (time.Duration, cpuSplit) {
+		b.Helper()
+		var srv0 time.Duration
+		if t.server != 0 {
+			srv0 = settledCPU(b, t.server)
+		}
+		wall, cpu := cpuRun(b, bob, d, "git", args...)
+		c := cpuSplit{client: cpu}
+		if t.server != 0 {
+			c.server = settledCPU(b, t.server) - srv0
+		}
+		return wall, c
 	}
 	packDir := filepath.Join(srv, ".git", "objects", "pack")
 	packs := func() []string {
@@ -163,23 +203,19 @@ func BenchmarkCloneAndPush(b *testing.B) {
 	}
 	before := packs()
 	var cloneBytes, pushBytes int64
-	clone := func(t transport, i int) time.Duration {
+	clone := func(t transport, i int) (time.Duration, cpuSplit) {
 		to := filepath.Join(dir, fmt.Sprintf("clone-%s-%d", t.name, i))
-		start := time.Now()
-		git(bob, dir, "clone", "-q", "--no-checkout", t.url, to)
-		d := time.Since(start)
+		d, cpu := timed(t, dir, "clone", "-q", "--no-checkout", t.url, to)
 		if cloneBytes == 0 {
 			cloneBytes = packBytes(filepath.Join(to, ".git", "objects", "pack"), nil)
 		}
 		if err := os.RemoveAll(to); err != nil {
 			b.Fatal(err)
 		}
-		return d
+		return d, cpu
 	}
-	push := func(t transport) time.Duration {
-		start := time.Now()
-		git(bob, pusher, "push", "-q", t.url, "HEAD:refs/heads/bench-push")
-		d := time.Since(start)
+	push := func(t transport) (time.Duration, cpuSplit) {
+		d, cpu := timed(t, pusher, "push", "-q", t.url, "HEAD:refs/heads/bench-push")
 		if pushBytes == 0 {
 			pushBytes = packBytes(packDir, before)
 		}
@@ -192,7 +228,7 @@ func BenchmarkCloneAndPush(b *testing.B) {
 				}
 			}
 		}
-		return d
+		return d, cpu
 	}
 
 	lsRemote := func(t transport) time.Duration {
@@ -203,16 +239,29 @@ func BenchmarkCloneAndPush(b *testing.B) {
 	cloneT := make([][]time.Duration, len(transports))
 	pushT := make([][]time.Duration, len(transports))
 	lsT := make([][]time.Duration, len(transports))
+	cloneCPU := make([]cpuSplit, len(transports)) // sums
+	pushCPU := make([]cpuSplit, len(transports))
+	add := func(s *cpuSplit, c cpuSplit) { s.client += c.client; s.server += c.server }
 	b.ResetTimer()
 	for i := range b.N {
 		for k := range transports {
 			j := (i + k) % len(transports)
-			cloneT[j] = append(cloneT[j], clone(transports[j], i))
-			pushT[j] = append(pushT[j], push(transports[j]))
+			d, c := clone(transports[j], i)
+			cloneT[j] = append(cloneT[j], d)
+			add(&cloneCPU[j], c)
+			d, c = push(transports[j])
+			pushT[j] = append(pushT[j], d)
+			add(&pushCPU[j], c)
 			lsT[j] = append(lsT[j], lsRemote(transports[j]))
 		}
 	}
 	b.StopTimer()
+	for j := range transports {
+		cloneCPU[j].client /= time.Duration(b.N)
+		cloneCPU[j].server /= time.Duration(b.N)
+		pushCPU[j].client /= time.Duration(b.N)
+		pushCPU[j].server /= time.Duration(b.N)
+	}
 
 	mean := func(ds []time.Duration) float64 {
 		var s time.Duration
@@ -230,11 +279,16 @@ func BenchmarkCloneAndPush(b *testing.B) {
 		b.ReportMetric(pushS[j], "s-push-"+t.name)
 		b.ReportMetric(float64(cloneBytes)/mb/cloneS[j], "MBps-clone-"+t.name)
 		b.ReportMetric(float64(pushBytes)/mb/pushS[j], "MBps-push-"+t.name)
+		b.ReportMetric(cloneCPU[j].total().Seconds(), "cpu-s-clone-"+t.name)
+		b.ReportMetric(pushCPU[j].total().Seconds(), "cpu-s-push-"+t.name)
 	}
 	const file, ssh, th = 0, 1, 2
 	// Throughput ratios: the same bytes, so the inverse ratio of times.
 	b.ReportMetric(cloneS[ssh]/cloneS[th], "x-th/ssh-clone")
 	b.ReportMetric(pushS[ssh]/pushS[th], "x-th/ssh-push")
+	// CPU ratios: th's CPU time (both sides) over ssh's; target <= 1.2.
+	b.ReportMetric(cloneCPU[th].total().Seconds()/cloneCPU[ssh].total().Seconds(), "x-th/ssh-cpu-clone")
+	b.ReportMetric(pushCPU[th].total().Seconds()/pushCPU[ssh].total().Seconds(), "x-th/ssh-cpu-push")
 	b.ReportMetric(cloneS[ssh]/cloneS[file], "x-file/ssh-clone")
 	b.ReportMetric(pushS[ssh]/pushS[file], "x-file/ssh-push")
 	if b.N == 1 {
@@ -242,12 +296,15 @@ func BenchmarkCloneAndPush(b *testing.B) {
 	}
 	var t strings.Builder
 	fmt.Fprintf(&t, "clone %.1f MB (pack), push %.1f MB (pack), mean of %d:\n", float64(cloneBytes)/mb, float64(pushBytes)/mb, b.N)
-	fmt.Fprintf(&t, "  %-5s %9s %9s %9s %9s %11s\n", "", "clone s", "MB/s", "push s", "MB/s", "ls-remote s")
+	fmt.Fprintf(&t, "  %-5s %9s %9s %9s %9s %11s %15s %15s\n", "", "clone s", "MB/s", "push s", "MB/s", "ls-remote s",
+		"clone cpu c+s", "push cpu c+s")
 	for j, tr := range transports {
-		fmt.Fprintf(&t, "  %-5s %9.3f %9.1f %9.3f %9.1f %11.3f\n", tr.name, cloneS[j], float64(cloneBytes)/mb/cloneS[j],
-			pushS[j], float64(pushBytes)/mb/pushS[j], lsS[j])
+		fmt.Fprintf(&t, "  %-5s %9.3f %9.1f %9.3f %9.1f %11.3f %15s %15s\n", tr.name, cloneS[j], float64(cloneBytes)/mb/cloneS[j],
+			pushS[j], float64(pushBytes)/mb/pushS[j], lsS[j], cloneCPU[j], pushCPU[j])
 	}
 	fmt.Fprintf(&t, "  th/ssh throughput: clone %.2f, push %.2f (target >= 0.8)\n", cloneS[ssh]/cloneS[th], pushS[ssh]/pushS[th])
+	fmt.Fprintf(&t, "  th/ssh CPU time: clone %.2f, push %.2f (target <= 1.2)\n",
+		cloneCPU[th].total().Seconds()/cloneCPU[ssh].total().Seconds(), pushCPU[th].total().Seconds()/pushCPU[ssh].total().Seconds())
 	fmt.Fprintf(&t, "  file/ssh throughput: clone %.2f, push %.2f", cloneS[ssh]/cloneS[file], pushS[ssh]/pushS[file])
 	b.Log("\n" + t.String())
 }
@@ -265,7 +322,7 @@ func freeUDPPort(b *testing.B) string {
 // startServingDaemon runs `git-remote-daemon --foreground` in repo with
 // env, its stderr to errLog; at cleanup its stdin is closed and, should it
 // not exit within 10 s, it is killed by pid.
-func startServingDaemon(b *testing.B, grd, repo string, env []string, errLog string) {
+func startServingDaemon(b *testing.B, grd, repo string, env []string, errLog string) (pid int) {
 	cmd := exec.Command(grd, "--foreground")
 	cmd.Dir, cmd.Env = repo, env
 	stdin, err := cmd.StdinPipe()
@@ -298,4 +355,5 @@ func startServingDaemon(b *testing.B, grd, repo string, env []string, errLog str
 			}
 		}
 	})
+	return cmd.Process.Pid
 }

@@ -22,6 +22,7 @@ const waitLimit = 20 * time.Second
 
 func commands() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		"netns":     cmdNetns, // netns_test.go: real NATs
 		"daemon":    cmdDaemon,
 		"logtotals": cmdLogTotals,
 		"waitref":   cmdWaitRef,
@@ -59,6 +60,7 @@ func env(ts *testscript.TestScript) []string {
 //	daemon procs NAME MAX      1..MAX processes named NAME run below the daemon
 //	daemon close               close stdin; it must exit 0
 //	daemon kill                kill it
+//	daemon logged REGEXP       wait for a line of its stderr (log) matching REGEXP
 //	daemon totals VERB=N ...   exact line counts so far (see below)
 //
 // totals takes VERB=N or VERB:REMOTE=N for the verbs CONNECTED,
@@ -193,6 +195,18 @@ func cmdDaemon(ts *testscript.TestScript, neg bool, args []string) {
 			if !regexp.MustCompile(`(?m)^CHANGED \S+ .*` + sha).MatchString(all) {
 				ts.Fatalf("%s never reported; output:\n%s", sha, d.output())
 			}
+		}
+	case "logged":
+		if len(args) != 2 {
+			ts.Fatalf("usage: daemon logged REGEXP")
+		}
+		re := regexp.MustCompile("(?m)" + args[1])
+		deadline := time.Now().Add(waitLimit)
+		for !re.MatchString(d.stderr.String()) {
+			if time.Now().After(deadline) {
+				ts.Fatalf("no log line matching %q after %s; stderr:\n%s", args[1], waitLimit, tail(d.stderr.String(), 40))
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	case "kill":
 		_ = d.cmd.Process.Kill()

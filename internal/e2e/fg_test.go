@@ -93,6 +93,7 @@ func startDaemon(ts *testscript.TestScript, name string, args []string) {
 		ts.Fatalf("daemon %q already started", name)
 	}
 	cmd := exec.Command("git-remote-daemon", append([]string{"--foreground"}, args...)...)
+	inNetns(ts, cmd) // netns daemon HOST ...: in HOST's network
 	cmd.Dir = ts.MkAbs(".")
 	cmd.Env = env(ts)
 	d := &fg{name: name, cmd: cmd, done: make(chan struct{}), stderr: &lockedWriter{}, more: make(chan struct{}, 1)}

@@ -363,7 +363,7 @@ func TestServerBoundsWatches(t *testing.T) {
 		switch {
 		case strings.HasPrefix(l, "READY "):
 			ready++
-		case strings.HasPrefix(l, "ERROR ") && strings.HasSuffix(l, " too many watches (256)"):
+		case strings.HasPrefix(l, "ERROR ") && strings.HasSuffix(l, fmt.Sprintf(" too many watches (%d)", DefaultMaxWatches)):
 			refused++
 		case strings.HasPrefix(l, "REF "):
 		default:

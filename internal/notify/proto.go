@@ -50,8 +50,8 @@
 //
 // What one stream can make the server hold is bounded: lines are capped
 // at MaxLine (a longer one is skipped as it arrives and answered "ERROR *
-// line too long"), and a stream holds at most DefaultMaxWatches (256)
-// watches; the excess is answered "ERROR <id> too many watches (256)".
+// line too long"), and a stream holds at most DefaultMaxWatches (4096)
+// watches; the excess is answered "ERROR <id> too many watches (4096)".
 // Watches of the same repository share one watcher and one copy of its
 // refs.
 //

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -19,8 +20,32 @@ import (
 
 // DefaultMaxWatches caps the watches of one stream unless
 // ServerOptions.MaxWatches says otherwise: a WATCH beyond it is answered
-// "ERROR <id> too many watches (256)".
-const DefaultMaxWatches = 256
+// "ERROR <id> too many watches (4096)". One process on the far side of
+// ssh serves every remote of a daemon on that host: a daemon with a
+// thousand remotes there needs a thousand watches on one stream. (It was
+// 256, which split 300 repositories over two processes and left remotes
+// past the 256th unwatched.) A watch costs a few hundred bytes beyond the
+// first of its repository; a repository, one goroutine and a few inotify
+// watches (its git directory and refs directories).
+const DefaultMaxWatches = 4096
+
+// MaxWatchesEnv, set in the environment of `git-remote-daemon
+// notify-changes`, replaces DefaultMaxWatches: a host may cap what one
+// process holds (the daemon then starts more sessions for the rest).
+const MaxWatchesEnv = "GIT_REMOTE_DAEMON_MAX_WATCHES"
+
+// MaxWatchesFrom reads MaxWatchesEnv's value: 0 (the default) when
+// empty.
+func MaxWatchesFrom(v string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%s=%q: want a positive number of watches", MaxWatchesEnv, v)
+	}
+	return n, nil
+}
 
 // ServerOptions configure Serve.
 type ServerOptions struct {

@@ -47,6 +47,9 @@ type InviteOptions struct {
 	Add AddRemote
 	// Suggested is the name this side suggests the joiner call it.
 	Suggested string
+	// Repo names the repository among those the node serves (the repo
+	// parameter of th:: URLs), for the joiner's remote.
+	Repo string
 }
 
 // Result is how an invitation ended.
@@ -278,7 +281,7 @@ func (m *Inviter) accept(ctx context.Context, inv *invitation, n *thnode.Node, p
 		return joinReply{Error: "the inviter could not add a remote for you"}, Result{Err: err}
 	}
 	waitAllowed(ctx, n, peer)
-	return joinReply{OK: true, Name: inv.opts.Suggested}, Result{Remote: remote, Peer: addr}
+	return joinReply{OK: true, Name: inv.opts.Suggested, Repo: inv.opts.Repo}, Result{Remote: remote, Peer: addr}
 }
 
 // drain reads until the joiner hangs up (or the stream's deadline).

@@ -21,7 +21,8 @@ var ErrRefused = errors.New("the inviter refused")
 
 // Joined is what a join learnt.
 type Joined struct {
-	// Inviter is the inviter's address (from the code).
+	// Inviter is the inviter's address (from the code, with the
+	// repository its answer named).
 	Inviter thnode.Addr
 	// Suggested is the name the inviter suggests for itself.
 	Suggested string
@@ -65,6 +66,13 @@ func Join(ctx context.Context, dial Dialer, self thnode.Addr, code Code, suggest
 			reply.Error = "no reason given"
 		}
 		return Joined{}, fmt.Errorf("%w: %s", ErrRefused, reply.Error)
+	}
+	if reply.Repo != "" { // kept only when it is a valid repository name
+		withRepo := inviter
+		withRepo.Repo = reply.Repo
+		if a, err := thnode.ParseAddr(withRepo.String()); err == nil && a.Repo == reply.Repo {
+			inviter.Repo = reply.Repo
+		}
 	}
 	return Joined{Inviter: inviter, Suggested: reply.Name}, nil
 }

@@ -68,7 +68,7 @@ func (s *side) dial(ctx context.Context, addr thnode.Addr, service string) (io.R
 
 func open(t *testing.T, s *side, timeout time.Duration) *Invitation {
 	t.Helper()
-	i, err := s.inv.Open(s.node, InviteOptions{Timeout: timeout, Add: s.add, Suggested: "alice"})
+	i, err := s.inv.Open(s.node, InviteOptions{Timeout: timeout, Add: s.add, Suggested: "alice", Repo: "notes.git"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestPairJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.Suggested != "alice" || j.Inviter.Hashname != a.node.Addr().Hashname {
+	if j.Suggested != "alice" || j.Inviter.Hashname != a.node.Addr().Hashname || j.Inviter.Repo != "notes.git" {
 		t.Errorf("joined %+v", j)
 	}
 	r := inv.Wait(ctx)

@@ -36,7 +36,7 @@ func Remote(ctx context.Context, dir string, peer thnode.Addr, o RemoteOptions) 
 	if err != nil {
 		return "", err
 	}
-	name := Naming(cfg, peer.Hashname)
+	name := Naming(cfg, peer)
 	if name == "" {
 		if name, err = chooseName(cfg, peer.Hashname, o); err != nil {
 			return "", err
@@ -53,15 +53,17 @@ func Remote(ctx context.Context, dir string, peer thnode.Addr, o RemoteOptions) 
 	return name, nil
 }
 
-// Naming returns the remote that names hn in one of its th:: URLs, or "".
-func Naming(cfg *gitcfg.Config, hn telehash.Hashname) string {
+// Naming returns the remote that names peer's node (and repository,
+// when both name one) in one of its th:: URLs, or "".
+func Naming(cfg *gitcfg.Config, peer thnode.Addr) string {
 	for _, r := range cfg.Remotes() {
 		for _, u := range cfg.GetAll("remote." + r.Name + ".url") {
 			u = cfg.RewriteURL(u, false)
 			if transport.Classify(u) != transport.TH {
 				continue
 			}
-			if a, err := thnode.ParseAddr(u); err == nil && a.Hashname == hn {
+			if a, err := thnode.ParseAddr(u); err == nil && a.Hashname == peer.Hashname &&
+				(a.Repo == peer.Repo || a.Repo == "" || peer.Repo == "") {
 				return r.Name
 			}
 		}

@@ -61,6 +61,13 @@ func TestRemote(t *testing.T) {
 	if got := git(t, dir, "config", "remote.taken.url"); got != "/elsewhere" {
 		t.Errorf("taken remote's url is now %q", got)
 	}
+	// Another repository of a node already named is another remote.
+	bobOther := bob
+	bobOther.Repo = "other"
+	git(t, dir, "config", "remote.bob-b.url", bob.String()+"&repo=first")
+	if name, err := Remote(ctx, dir, bobOther, RemoteOptions{Name: "bob-other"}); err != nil || name != "bob-other" {
+		t.Fatalf("another repository of bob: %q, %v", name, err)
+	}
 	if err := CheckName(ctx, dir, "taken"); !errors.Is(err, ErrRemoteExists) {
 		t.Errorf("CheckName(taken): %v", err)
 	}

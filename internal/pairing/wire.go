@@ -16,7 +16,7 @@ import (
 // telehash stream {"service":"pair"}:
 //
 //	joiner > {"v":1,"nonce":<16 bytes>,"proof":<HMAC>,"name":<suggested>,"url":<joiner's th:: URL>}
-//	inviter < {"ok":true,"name":<suggested>}  or  {"error":<why>}
+//	inviter < {"ok":true,"name":<suggested>,"repo":<repository id>}  or  {"error":<why>}
 //
 // proof is HMAC-SHA256 keyed with the code's secret over proofContext,
 // the inviter's hashname, the joiner's hashname and the nonce (byte
@@ -43,8 +43,11 @@ type joinRequest struct {
 }
 
 type joinReply struct {
-	OK    bool   `json:"ok,omitempty"`
-	Name  string `json:"name,omitempty"`
+	OK   bool   `json:"ok,omitempty"`
+	Name string `json:"name,omitempty"`
+	// Repo names the inviter's repository among those its node serves
+	// (the repo parameter of th:: URLs; "" for none).
+	Repo  string `json:"repo,omitempty"`
 	Error string `json:"error,omitempty"`
 }
 

@@ -6,6 +6,7 @@
 //	th::<hashname>?cs3a=<key>&udp4=<ip>:<port>           reachable directly
 //	th::<hashname>?cs3a=<key>&udp6=[<ip6>]:<port>        the same over IPv6
 //	th::<hashname>?cs3a=<key>&im1a=<digest>&im2a=<digest>&udp4=...
+//	th::<hashname>?cs3a=<key>&router=<hashname>        reached through a router
 //
 // The hashname (52 base32 characters) names the node; each cs<id>
 // parameter is the node's public key of that cipher set (base32), and
@@ -18,7 +19,10 @@
 // prints that shortest form (a key shorter than its digest, such as a
 // 1a key, stays a key). Each udp4 or udp6 parameter is a path the node
 // listens on; an IPv4-mapped IPv6 address is taken as udp4, and zones
-// are refused. repo names one of the repositories the node serves (see
+// are refused. Each router parameter (repeatable) names, by hashname, a
+// router the node keeps a link to (remotedaemon.thRouters): a peer that
+// uses the same router reaches the node through it, with no path at all
+// (the node may be behind a NAT). repo names one of the repositories the node serves (see
 // RepoID), for a peer that several of them allow. The form mirrors telehash-js's link URIs
 // (`link://ip:port?cs3a=...`).
 package thnode
@@ -28,6 +32,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
@@ -50,6 +55,9 @@ type Addr struct {
 	Intermediates map[string]string
 	// Paths are the UDP endpoints (IPv4 or IPv6) the node listens on.
 	Paths []netip.AddrPort
+	// Routers are the hashnames of routers the node is reached through
+	// (URL parameter router, repeatable).
+	Routers []telehash.Hashname
 	// Repo names the repository asked for among those the node serves
 	// ("": the one that allows us).
 	Repo string
@@ -108,6 +116,19 @@ func ParseAddr(s string) (Addr, error) {
 				return a, fmt.Errorf("%w: xmpp %q is not an XMPP address", ErrMalformedAddr, clip(strings.Join(vs, ",")))
 			}
 			a.XMPP = vs[0]
+		case k == "router":
+			for _, v := range vs {
+				h, err := telehash.ParseHashname(v)
+				if err != nil {
+					return a, fmt.Errorf("%w: router %q: %v", ErrMalformedAddr, clip(v), err)
+				}
+				if h == a.Hashname {
+					return a, fmt.Errorf("%w: the node cannot be its own router", ErrMalformedAddr)
+				}
+				if !slices.Contains(a.Routers, h) {
+					a.Routers = append(a.Routers, h)
+				}
+			}
 		case k == "repo":
 			if len(vs) != 1 || !validRepoID(vs[0]) {
 				return a, fmt.Errorf("%w: repo %q is not 1 to 64 of a-z, 0-9, '.', '_', '-'", ErrMalformedAddr, clip(strings.Join(vs, ",")))
@@ -132,6 +153,7 @@ func ParseAddr(s string) (Addr, error) {
 		}
 	}
 	sort.Slice(a.Paths, func(i, j int) bool { return a.Paths[i].String() < a.Paths[j].String() })
+	slices.Sort(a.Routers)
 	if len(a.Intermediates) > 0 && len(a.Keys) == 0 {
 		return a, fmt.Errorf("%w: intermediate digests without a key", ErrMalformedAddr)
 	}
@@ -170,6 +192,9 @@ func (a Addr) String() string {
 	for _, p := range a.Paths {
 		q = append(q, pathType(p)+"="+p.String())
 	}
+	for _, r := range a.Routers {
+		q = append(q, "router="+string(r))
+	}
 	if a.Repo != "" {
 		q = append(q, "repo="+a.Repo)
 	}
@@ -183,10 +208,10 @@ func (a Addr) String() string {
 	return s
 }
 
-// Reachable reports whether the address carries what a direct link
-// needs: a cs3a key and a path (UDP, or the XMPP account's pipe).
+// Reachable reports whether the address carries what a link needs: a
+// cs3a key and a path, a router, or the XMPP account's pipe.
 func (a Addr) Reachable() bool {
-	return a.Keys[telehash.CS3a.String()] != "" && (len(a.Paths) > 0 || a.XMPP != "")
+	return a.Keys[telehash.CS3a.String()] != "" && (len(a.Paths) > 0 || len(a.Routers) > 0 || a.XMPP != "")
 }
 
 // Short returns the address with every key but the cs3a one replaced
@@ -202,7 +227,8 @@ func (a Addr) Short() Addr {
 	if err != nil {
 		return a
 	}
-	out := Addr{Hashname: a.Hashname, Keys: map[string]string{}, Paths: a.Paths}
+	out := a // paths, routers and the rest as they are
+	out.Keys, out.Intermediates = map[string]string{}, nil
 	for c, k := range a.Keys {
 		if c == telehash.CS3a.String() || len(k) <= len(ims[c]) {
 			out.Keys[c] = k
@@ -227,6 +253,9 @@ func (a Addr) LinkInfo() telehash.LinkInfo {
 	info := telehash.LinkInfo{Keys: a.Keys, Intermediates: a.Intermediates}
 	for _, p := range a.Paths {
 		info.Paths = append(info.Paths, telehash.Path{Type: pathType(p), IP: p.Addr().String(), Port: int(p.Port())})
+	}
+	for _, r := range a.Routers {
+		info.Paths = append(info.Paths, telehash.Path{Type: "peer", HN: r})
 	}
 	return info
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,12 +18,18 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := id.Keys()
+	other, _ := telehash.GenerateIdentity(rand.Reader)
+	third, _ := telehash.GenerateIdentity(rand.Reader)
+	routers := []telehash.Hashname{other.Hashname(), third.Hashname()}
+	slices.Sort(routers)
 	for _, a := range []Addr{
 		{Hashname: id.Hashname()},
 		{Hashname: id.Hashname(), Keys: keys},
 		{Hashname: id.Hashname(), Keys: keys, Paths: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:42424"), netip.MustParseAddrPort("192.0.2.1:1")}},
 		{Hashname: id.Hashname(), Keys: keys, Paths: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:42424")}, Repo: "abcdefgh23456712"},
 		{Hashname: id.Hashname(), Repo: "my-repo.v2_x"},
+		{Hashname: id.Hashname(), Keys: keys, Routers: []telehash.Hashname{other.Hashname()}},
+		{Hashname: id.Hashname(), Keys: keys, Paths: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:1")}, Routers: routers, Repo: "r"},
 	} {
 		got, err := ParseAddr(a.String())
 		if err != nil {
@@ -40,6 +47,17 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil || !a.Reachable() {
 		t.Fatalf("vector: %+v %v", a, err)
 	}
+	// A router hint: reachable with a key and no path; a "peer" path.
+	r, err := ParseAddr("th::" + string(id.Hashname()) + "?cs3a=" + keys["3a"] + "&router=" + string(other.Hashname()))
+	if err != nil || !r.Reachable() {
+		t.Fatalf("router hint: %+v %v", r, err)
+	}
+	if info := r.LinkInfo(); len(info.Paths) != 1 || info.Paths[0].Type != "peer" || info.Paths[0].HN != other.Hashname() {
+		t.Errorf("router hint: link info paths %+v", info.Paths)
+	}
+	if r, _ := ParseAddr("th::" + string(id.Hashname()) + "?router=" + string(other.Hashname())); r.Reachable() {
+		t.Errorf("a router hint without a key is not reachable")
+	}
 }
 
 func TestErrors(t *testing.T) {
@@ -56,6 +74,8 @@ func TestErrors(t *testing.T) {
 		"th::" + string(id.Hashname()) + "?repo=",
 		"th::" + string(id.Hashname()) + "?repo=a&repo=b",
 		"th::" + string(id.Hashname()) + "?repo=../etc",
+		"th::" + string(id.Hashname()) + "?router=nope",
+		"th::" + string(id.Hashname()) + "?router=" + string(id.Hashname()),
 		"th::" + string(id.Hashname()) + "?repo=UPPER",
 		"th::" + string(id.Hashname()) + "?repo=" + strings.Repeat("a", 65),
 	} {
@@ -75,6 +95,8 @@ func FuzzParseAddr(f *testing.F) {
 	f.Add("th::nzf4f6j7ylv53z3m4egrwltv2t2yks4rtpaimeg3avwqsoshqxba?cs3a=hp6yglmmqwcbw5hno37uauh6fn6dx5oj7s5vtapaifrur2jv6zha&udp6=[::1]:9&udp6=[::ffff:10.0.0.1]:7")
 	f.Add("th::27ywx5e5ylzxfzxrhptowvwntqrd3jhksyxrfkzi6jfn64d3lwxa?cs3a=eg3fxjnjkz763cjfnhyabeftyf75m2s4gll3gvmuacegax5h6nia&im1a=f2lbdb6i7vw3q4l4pcxmcnfpd5buo2dm2iywfonkp3pfxxgvqqza&udp4=127.0.0.1:9")
 	f.Add("th::nzf4f6j7ylv53z3m4egrwltv2t2yks4rtpaimeg3avwqsoshqxba?cs3a=hp6yglmmqwcbw5hno37uauh6fn6dx5oj7s5vtapaifrur2jv6zha&udp4=127.0.0.1:9&repo=abcdefgh23456712")
+	f.Add("th::nzf4f6j7ylv53z3m4egrwltv2t2yks4rtpaimeg3avwqsoshqxba?cs3a=hp6yglmmqwcbw5hno37uauh6fn6dx5oj7s5vtapaifrur2jv6zha&router=27ywx5e5ylzxfzxrhptowvwntqrd3jhksyxrfkzi6jfn64d3lwxa")
+	f.Add("th::nzf4f6j7ylv53z3m4egrwltv2t2yks4rtpaimeg3avwqsoshqxba?router=27ywx5e5ylzxfzxrhptowvwntqrd3jhksyxrfkzi6jfn64d3lwxa&router=27ywx5e5ylzxfzxrhptowvwntqrd3jhksyxrfkzi6jfn64d3lwxa&udp4=127.0.0.1:9")
 	f.Fuzz(func(t *testing.T, s string) {
 		a, err := ParseAddr(s)
 		if err != nil {

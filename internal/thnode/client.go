@@ -55,6 +55,10 @@ type Client struct {
 	// peer at all: git-remote-xmpp to a node the host's XMPP session does
 	// not pin, which the host then never talks to).
 	Alone func(error) bool
+	// Routers are the routers its own node links to first
+	// (remotedaemon.thRouters): a node reached through one of them, by
+	// a router= hint in its URL or with its key only, needs them.
+	Routers []Addr
 
 	mu       sync.Mutex
 	node     *Node
@@ -129,8 +133,12 @@ func (c *Client) alone(ctx context.Context, addr Addr, service string, lock *hos
 		// A port of its own, not the last host's: a git-remote-th run
 		// is short, and another right after it on the same port would
 		// find the peer holding the session of the first.
-		node, err := Start(ctx, Options{Identity: c.Identity, Listen: ListenFor(addr), Logger: c.logger(),
-			LinkTimeout: c.LinkTimeout,
+		paths := addr.Paths
+		for _, r := range c.Routers {
+			paths = append(paths, r.Paths...)
+		}
+		node, err := Start(ctx, Options{Identity: c.Identity, Listen: listenFor(paths), Logger: c.logger(),
+			LinkTimeout: c.LinkTimeout, Routing: Routing{Routers: c.Routers},
 			// We only dial: the node we link to answers on our link.
 			Allow: func(h telehash.Hashname) bool { return h == addr.Hashname }})
 		if err != nil {

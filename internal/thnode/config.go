@@ -70,6 +70,10 @@ func listenAddr(cfg *gitcfg.Config) (listen string, ok bool) {
 	for _, a := range remotes {
 		paths = append(paths, a.Paths...)
 	}
+	rt, _ := ParseRouting(cfg) // the routers must be reachable too
+	for _, a := range rt.Routers {
+		paths = append(paths, a.Paths...)
+	}
 	return listenFor(paths), true
 }
 

@@ -36,7 +36,7 @@ type nodeLink struct{ n *Node }
 var _ Link = nodeLink{}
 
 func (l nodeLink) Dial(ctx context.Context, addr Addr, service string, wait bool) (Stream, error) {
-	if wait && !addr.Reachable() && !l.n.waitLinked(ctx, addr.Hashname) {
+	if wait && !l.n.canReach(addr) && !l.n.waitLinked(ctx, addr.Hashname) {
 		return nil, context.Cause(ctx)
 	}
 	if wait && addr.XMPP != "" && !l.n.waitXMPP(ctx, addr) {

@@ -42,6 +42,16 @@ func (n *Node) handleLocal(ctx context.Context, c *net.UnixConn) {
 	}
 }
 
+// setRoutingFrom applies a registered repository's routing
+// configuration.
+func (n *Node) setRoutingFrom(source string, cfg *gitcfg.Config) {
+	rt, err := ParseRouting(cfg)
+	if err != nil {
+		n.log.Warn("routing configuration", "dir", source, "err", err)
+	}
+	n.SetRouting(source, rt)
+}
+
 // readLine reads a request line of at most maxLocalLine bytes.
 func readLine(br *bufio.Reader) (string, error) {
 	var b []byte
@@ -74,7 +84,7 @@ func (n *Node) lend(ctx context.Context, c *net.UnixConn, br *bufio.Reader, req 
 			cancel()
 		}
 	}()
-	if req.Wait && !addr.Reachable() && !n.waitLinked(dctx, addr.Hashname) {
+	if req.Wait && !n.canReach(addr) && !n.waitLinked(dctx, addr.Hashname) {
 		fmt.Fprintf(c, "ERR %s: not linked\n", addr.Hashname)
 		return
 	}
@@ -142,6 +152,8 @@ func (n *Node) serveRegistered(ctx context.Context, c *net.UnixConn, br *bufio.R
 	}
 	allow.Set(cfg)
 	n.registeredXMPP(cfg, r.Dir) // xmppnode.go: its xmpp:: peers pinned too
+	n.setRoutingFrom(r.GitDir, cfg)
+	defer n.SetRouting(r.GitDir, Routing{})
 	remove := n.AddRepo(&Repo{ID: id, GitDir: r.GitDir, Hub: n.opts.Hub, Permission: allow.Permission})
 	defer remove()
 	n.log.Info("serving a repository of another daemon", "repo", id, "dir", r.Dir)
@@ -164,6 +176,7 @@ func (n *Node) serveRegistered(ctx context.Context, c *net.UnixConn, br *bufio.R
 		seen = now
 		n.Revoke(allow.Set(cfg))
 		n.registeredXMPP(cfg, r.Dir)
+		n.setRoutingFrom(r.GitDir, cfg)
 		return nil
 	}
 	lines := make(chan string)

@@ -61,8 +61,9 @@ type Service struct {
 	cur    *running
 	closed bool
 
-	amu sync.Mutex // the allow list's updates
-	gen uint64     // counts them
+	amu     sync.Mutex // the allow list's updates
+	gen     uint64     // counts them
+	routing Routing    // remotedaemon.thRouter and thRouters, under amu
 
 	lmu     sync.Mutex // the link
 	link    Link
@@ -170,10 +171,18 @@ func (s *Service) Configure(ctx context.Context, cfg *gitcfg.Config) error {
 	if s.closed {
 		return errors.New("telehash node: service closed")
 	}
+	rt, rerr := ParseRouting(cfg)
+	if rerr != nil {
+		s.log.Warn("routing configuration", "err", rerr)
+	}
 	s.amu.Lock()
 	revoked := s.allow.Set(cfg)
 	s.gen++
+	s.routing = rt
 	s.amu.Unlock()
+	if n := s.Node(); n != nil {
+		n.SetRouting(s.opts.GitDir, rt)
+	}
 	listen, want := listenAddr(cfg)
 	if !want {
 		if s.cur != nil {
@@ -361,6 +370,13 @@ func (s *Service) run(ctx context.Context, r *running, first chan<- error) {
 	report(ctx.Err())
 }
 
+// currentRouting is the routing of the last configuration read.
+func (s *Service) currentRouting() Routing {
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	return s.routing
+}
+
 // refresh keeps the allow list in step with the configuration files
 // while node runs: when one of them changed (checked every
 // RefreshEvery, a few stat calls), the configuration is read again, off
@@ -393,11 +409,17 @@ func (s *Service) refresh(node *Node) {
 			continue // tried again at the next tick
 		}
 		seen = now
+		rt, rerr := ParseRouting(cfg)
+		if rerr != nil {
+			s.log.Warn("routing configuration", "err", rerr)
+		}
 		s.amu.Lock()
 		var revoked []telehash.Hashname
 		if s.gen == gen { // not overtaken by a Configure
 			revoked = s.allow.Set(cfg)
 			s.gen++
+			s.routing = rt
+			node.SetRouting(s.opts.GitDir, rt)
 		}
 		s.amu.Unlock()
 		node.Revoke(revoked)

@@ -37,6 +37,7 @@ func (s *Service) host(ctx context.Context, r *running, lock *hostLock, report f
 		if err != nil {
 			return fmt.Errorf("remotedaemon.thListen %s: %w", listens[0], err)
 		}
+		node.SetRouting(s.opts.GitDir, s.currentRouting())
 		stop := context.AfterFunc(ctx, func() { _ = node.Close() })
 		if err := node.ServeLocal(); err != nil {
 			s.log.Warn("cannot lend the node to git-remote-th and other daemons", "err", err)
@@ -45,6 +46,9 @@ func (s *Service) host(ctx context.Context, r *running, lock *hostLock, report f
 			lock.record(node.Mesh.Addr().String())
 		}
 		s.log.Info("serving on telehash", "hashname", r.id.Hashname(), "udp", node.Mesh.Addr())
+		if paths, err := ListenPaths(node.Mesh.Addr().String()); err == nil && PrivateOnly(paths) && len(node.Routers()) == 0 {
+			s.log.Info("the telehash node listens on loopback or private addresses only: peers behind other NATs reach it only through a router (remotedaemon.thRouters)")
+		}
 		s.setLink(node.Link(), node)
 		report(nil)
 		s.refresh(node)

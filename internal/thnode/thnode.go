@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/git-remote-daemon/git-remote-daemon/helper"
@@ -92,6 +93,8 @@ type Options struct {
 	// Pairing, if set, serves the pair service (to any peer) and admits
 	// the handshakes of the peers it admits.
 	Pairing Pairing
+	// Routing is the node's routing at start (see SetRouting).
+	Routing Routing
 }
 
 // Keepalive is the link keepalive of nodes: a handshake every 10 s, so a
@@ -114,6 +117,9 @@ type Node struct {
 	admit func(telehash.Hashname) bool
 	// xmpp is the node's XMPP account, when it has one (xmppnode.go).
 	xmpp xmppState
+	// rt is its routing: routers used, and whether it routes.
+	rt            routing
+	routeRefusals atomic.Uint64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -140,13 +146,24 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		perm := opts.Permission
 		n.admit = func(h telehash.Hashname) bool { return perm(h) >= Read }
 	}
-	allow := func(h telehash.Hashname) bool { return n.admit(h) || n.repos.admits(h) }
+	allow := func(h telehash.Hashname) bool { return n.admit(h) || n.repos.admits(h) || n.isRouter(h) }
 	if pairing := opts.Pairing; pairing != nil {
 		linkAllow := allow
 		allow = func(h telehash.Hashname) bool { return linkAllow(h) || pairing.Admit(h) }
 	}
+	admitted := allow
+	allow = func(h telehash.Hashname) bool {
+		ok := admitted(h)
+		if !ok {
+			n.refusedHandshake(h)
+		}
+		return ok
+	}
 	m, err := telehash.NewMesh(ctx, opts.Identity, telehash.MeshOptions{Listen: opts.Listen, Allow: allow, Logger: opts.Logger,
-		HandshakeTimeout: opts.LinkTimeout, Keepalive: Keepalive})
+		HandshakeTimeout: opts.LinkTimeout, Keepalive: Keepalive,
+		// Always a router, which routes while SetRouting says so, for
+		// the peers the repositories admit (remotedaemon.thRouter).
+		Router: true, RouteFor: n.routeFor})
 	if err != nil {
 		return nil, err
 	}
@@ -154,6 +171,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	n.ctx, n.cancel = context.WithCancel(ctx)
 	context.AfterFunc(n.ctx, func() { _ = n.Close() })
 	m.Handle(telehash.StreamType, func(c *telehash.Channel) { go n.serve(n.ctx, c) })
+	n.SetRouting("", opts.Routing)
 	return n, nil
 }
 
@@ -274,8 +292,11 @@ func (n *Node) Dial(ctx context.Context, addr Addr, service string) (*telehash.S
 		return nil, err
 	}
 	if !n.Mesh.Up(hn) {
-		if !addr.Reachable() {
-			return nil, fmt.Errorf("%s: not linked, and the th:: URL has no key and path to reach it", hn)
+		if err := n.awaitRouters(ctx, addr); err != nil {
+			return nil, err
+		}
+		if !n.canReach(addr) {
+			return nil, fmt.Errorf("%s: not linked, and the th:: URL has no key and path or router to reach it", hn)
 		}
 		n.log.Debug("linking", "peer", hn, "paths", addr.Paths)
 		done := n.repos.startDial(hn) // its answers are let in

@@ -45,6 +45,12 @@ type conn struct {
 	// connection then only serves ref polling.
 	noCommand error
 
+	// spares are more notify-changes sessions over the same master, for
+	// watches a far side refused with "too many watches" (see spare.go).
+	spareMu  sync.Mutex // held while a spare starts
+	spares   []*notify.Client
+	spareCmd []*exec.Cmd
+
 	done     chan struct{}
 	stopOnce sync.Once
 	mu       sync.Mutex
@@ -64,6 +70,12 @@ func (c *conn) fail(err error) {
 			c.stdin.Close()
 		}
 		kill(c.session)
+		c.mu.Lock()
+		spares := c.spareCmd
+		c.mu.Unlock()
+		for _, s := range spares {
+			kill(s)
+		}
 		kill(c.master)
 		close(c.done)
 	})
@@ -322,7 +334,10 @@ func lastLine(s string) string {
 
 // keepalive pings the session and fails the connection when the far side
 // went silent (a stalled server, a dead network) or the session ended.
-func (h *host) keepalive(c *conn) {
+func (h *host) keepalive(c *conn) { h.keepaliveClient(c, c.client) }
+
+// keepaliveClient pings one session of c (the first, or a spare).
+func (h *host) keepaliveClient(c *conn, cl *notify.Client) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -332,7 +347,7 @@ func (h *host) keepalive(c *conn) {
 		case <-ctx.Done():
 		}
 	}()
-	err := c.client.Keepalive(ctx, PingEvery, DeadAfter)
+	err := cl.Keepalive(ctx, PingEvery, DeadAfter)
 	switch {
 	case errors.Is(err, notify.ErrNoAnswer):
 		c.fail(fmt.Errorf("%s: %w; the connection stalled", h.target.dest(), err))

@@ -255,11 +255,12 @@ func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error 
 		return w.poll(ctx, c, fn)
 	}
 	id := h.newID()
-	sub, err := c.client.Watch(id, w.target.Path)
+	client := c.client
+	sub, err := client.Watch(id, w.target.Path)
 	if err != nil {
 		return err
 	}
-	defer c.client.Unwatch(id)
+	defer func() { client.Unwatch(id) }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -271,8 +272,20 @@ func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error 
 				}
 				return errors.New("watch ended")
 			}
+			if tooMany(e.Err) && client.Err() == nil {
+				// This session is full: watch in the next one.
+				next, err := h.spare(ctx, c, client)
+				if err != nil {
+					return err
+				}
+				client = next
+				if sub, err = client.Watch(id, w.target.Path); err != nil {
+					return err
+				}
+				continue
+			}
 			if e.Err != nil {
-				if c.client.Err() != nil { // the connection broke
+				if client.Err() != nil { // the connection broke
 					if err := c.Err(); err != nil {
 						return err // why we ended it (a stall), if we did
 					}

@@ -1,0 +1,16 @@
+package telehash
+
+import (
+	"syscall"
+	"time"
+)
+
+// processCPU returns the user plus system CPU time this process used so
+// far (0 where getrusage is not available).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
