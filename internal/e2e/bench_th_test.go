@@ -142,12 +142,12 @@ func BenchmarkCloneAndPush(b *testing.B) {
 
 	// The th:: side: Bob's identity and URL; srv names him and serves on
 	// a free loopback UDP port.
-	bobURL := run(bob, dir, grd, "-C", dir, "address")
+	bobURL := firstLine(b, run(bob, dir, grd, "-C", dir, "address"), "th::")
 	git(alice, srv, "remote", "add", "bob", bobURL)
 	git(alice, srv, "config", "remote.bob.daemonWatch", "false")
 	git(alice, srv, "config", "remote.bob.daemonAllowPush", "true") // Bob's pushes are timed too
 	git(alice, srv, "config", "remotedaemon.thListen", "127.0.0.1:"+freeUDPPort(b))
-	thURL := run(alice, srv, grd, "address")
+	thURL := firstLine(b, run(alice, srv, grd, "address"), "th::")
 	daemonPid := startServingDaemon(b, grd, srv, alice, filepath.Join(dir, "daemon.stderr"))
 	// Wait until it answers (and warm the node's link code paths).
 	git(bob, dir, "ls-remote", thURL)

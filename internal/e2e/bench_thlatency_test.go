@@ -49,11 +49,11 @@ func BenchmarkTHPushToFetched(b *testing.B) {
 	git(alice, dir, "init", "-q", "--bare", srv)
 	git(alice, src, "push", "-q", srv, shas[0]+":refs/heads/main")
 
-	bobURL := runCmd(b, bob, dir, grd, "-C", dir, "address")
+	bobURL := firstLine(b, runCmd(b, bob, dir, grd, "-C", dir, "address"), "th::")
 	git(alice, srv, "remote", "add", "bob", bobURL)
 	git(alice, srv, "config", "remote.bob.daemonWatch", "false")
 	git(alice, srv, "config", "remotedaemon.thListen", "127.0.0.1:"+freeUDPPort(b))
-	aliceURL := runCmd(b, alice, srv, grd, "address")
+	aliceURL := firstLine(b, runCmd(b, alice, srv, grd, "address"), "th::")
 	startServingDaemon(b, grd, srv, alice, filepath.Join(dir, "alice.stderr"))
 
 	clone := filepath.Join(dir, "clone")

@@ -119,12 +119,3 @@ func BenchmarkXMPPClone(b *testing.B) {
 }
 
 // firstLine returns the first line of out starting with prefix.
-func firstLine(b *testing.B, out, prefix string) string {
-	for _, l := range strings.Split(out, "\n") {
-		if strings.HasPrefix(l, prefix) {
-			return strings.TrimSpace(l)
-		}
-	}
-	b.Fatalf("no %s line in %q", prefix, out)
-	return ""
-}

@@ -47,3 +47,17 @@ func reportLatency(b *testing.B, what string, ds []time.Duration) [2]float64 {
 	b.ReportMetric(v[1], "ms-p99-"+what)
 	return v
 }
+
+// firstLine returns the first line of out that starts with prefix, such
+// as the URL in what `git-remote-daemon address` printed along with its
+// notes on stderr.
+func firstLine(tb testing.TB, out, prefix string) string {
+	tb.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return strings.TrimSpace(l)
+		}
+	}
+	tb.Fatalf("no %s line in %q", prefix, out)
+	return ""
+}

@@ -176,16 +176,16 @@ func newNATWorld(b *testing.B, behind, random bool) *natWorld {
 	nat("cafe")
 	w.srv = filepath.Join(w.dir, "srv")
 	w.git(nil, w.aliceHome, w.dir, "init", "-q", "-b", "main", w.srv)
-	w.bobID = w.run(nil, w.bobHome, w.dir, grd, "-C", w.dir, "address")
+	w.bobID = firstLine(b, w.run(nil, w.bobHome, w.dir, grd, "-C", w.dir, "address"), "th::")
 	w.git(nil, w.aliceHome, w.srv, "remote", "add", "bob", w.bobID)
 	w.git(nil, w.aliceHome, w.srv, "config", "remote.bob.daemonWatch", "false")
 	if !behind {
 		w.alice = must(n.PublicHost(ctx, "alice"))
 		w.git(nil, w.aliceHome, w.srv, "config", "remotedaemon.thListen", w.alice.IP().String()+":7000")
-		w.aliceURL = w.run(w.alice, w.aliceHome, w.srv, grd, "address")
+		w.aliceURL = firstLine(b, w.run(w.alice, w.aliceHome, w.srv, grd, "address"), "th::")
 	} else {
 		w.alice = must(nat("ahome").Host(ctx, "alice"))
-		w.aliceURL = w.run(nil, w.aliceHome, w.dir, grd, "-C", w.dir, "address")
+		w.aliceURL = firstLine(b, w.run(nil, w.aliceHome, w.dir, grd, "-C", w.dir, "address"), "th::")
 		// The router: a repository naming Alice and Bob, served on the
 		// public network; both use it.
 		rt := must(n.PublicHost(ctx, "rt"))
@@ -197,7 +197,7 @@ func newNATWorld(b *testing.B, behind, random bool) *natWorld {
 			w.git(nil, rtHome, rtRepo, "remote", "add", name, url)
 			w.git(nil, rtHome, rtRepo, "config", "remote."+name+".daemonWatch", "false")
 		}
-		rtURL := w.run(rt, rtHome, rtRepo, grd, "address")
+		rtURL := firstLine(b, w.run(rt, rtHome, rtRepo, grd, "address"), "th::")
 		w.startDaemon(b, rt, rtHome, rtRepo)
 		for _, home := range []string{w.aliceHome, w.bobHome} {
 			w.git(nil, home, w.dir, "config", "--global", "remotedaemon.thRouters", rtURL)
