@@ -211,34 +211,36 @@ func (c *Config) targets(ctx context.Context, domain string) []target {
 }
 
 // login dials and negotiates one client session.
-func (c *Config) login(ctx context.Context, account jid.JID, password string) (*mxmpp.Session, error) {
+func (c *Config) login(ctx context.Context, account jid.JID, password string) (*mxmpp.Session, *guardConn, error) {
 	domain := account.Domainpart()
 	tlsCfg, err := c.tlsConfig(domain)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var errs []error
 	for _, t := range c.targets(ctx, domain) {
-		s, err := c.loginTo(ctx, account, password, t, tlsCfg)
+		s, g, err := c.loginTo(ctx, account, password, t, tlsCfg)
 		if err == nil {
-			return s, nil
+			return s, g, nil
 		}
 		errs = append(errs, err)
 		if errors.Is(err, errAuth) {
 			break
 		}
 	}
-	return nil, errors.Join(errs...)
+	return nil, nil, errors.Join(errs...)
 }
 
 var errAuth = errors.New("xmpp: authentication failed")
 
-func (c *Config) loginTo(ctx context.Context, account jid.JID, password string, t target, tlsCfg *tls.Config) (*mxmpp.Session, error) {
+func (c *Config) loginTo(ctx context.Context, account jid.JID, password string, t target, tlsCfg *tls.Config) (*mxmpp.Session, *guardConn, error) {
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", t.addr)
+	raw, err := d.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
-		return nil, fmt.Errorf("xmpp: dial %s: %w", t.addr, err)
+		return nil, nil, fmt.Errorf("xmpp: dial %s: %w", t.addr, err)
 	}
+	g := &guardConn{Conn: raw}
+	var conn net.Conn = g
 	features := []mxmpp.StreamFeature{}
 	var state mxmpp.SessionState
 	switch t.mode {
@@ -248,7 +250,7 @@ func (c *Config) loginTo(ctx context.Context, account jid.JID, password string, 
 		tc := tls.Client(conn, tlsCfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("xmpp: TLS with %s: %w", t.addr, err)
+			return nil, nil, fmt.Errorf("xmpp: TLS with %s: %w", t.addr, err)
 		}
 		conn = tc
 	case Plaintext:
@@ -266,9 +268,10 @@ func (c *Config) loginTo(ctx context.Context, account jid.JID, password string, 
 	if err != nil {
 		conn.Close()
 		if isAuthError(err) {
-			return nil, fmt.Errorf("%w as %s: %w", errAuth, account, err)
+			return nil, nil, fmt.Errorf("%w as %s: %w", errAuth, account, err)
 		}
-		return nil, fmt.Errorf("xmpp: login to %s (%s) as %s: %w", t.addr, t.mode, account, err)
+		return nil, nil, fmt.Errorf("xmpp: login to %s (%s) as %s: %w", t.addr, t.mode, account, err)
 	}
-	return s, nil
+	g.up.Store(true)
+	return s, g, nil
 }

@@ -56,6 +56,7 @@ type Session struct {
 
 	mu       sync.Mutex
 	cur      *mxmpp.Session
+	guard    *guardConn // cur's raw connection (see guardConn)
 	local    jid.JID
 	nodes    map[string]Peer // by full JID
 	password string
@@ -139,18 +140,17 @@ func (s *Session) Send(ctx context.Context, to string, b []byte) error {
 		return fmt.Errorf("xmpp: send to %q: %w", to, err)
 	}
 	s.mu.Lock()
-	cur := s.cur
+	cur, g := s.cur, s.guard
 	s.mu.Unlock()
 	if cur == nil {
 		return ErrNotConnected
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, sendTimeout)
-		defer cancel()
-	}
+	dl := deadline(ctx, sendTimeout)
 	msg := stanza.Message{To: tj, Type: stanza.NormalMessage}
-	if err := cur.Send(ctx, msg.Wrap(datagramReader(b))); err != nil {
+	// The deadline is the raw connection's (see guardConn): mellium gets
+	// a context that never ends.
+	err = g.bounded(dl, func() error { return cur.Send(context.WithoutCancel(ctx), msg.Wrap(datagramReader(b))) })
+	if err != nil {
 		// A stanza cut by the deadline leaves the stream broken: end the
 		// connection, the session reconnects.
 		_ = cur.Conn().Close()
@@ -168,12 +168,14 @@ func (s *Session) Close() error {
 		return nil
 	}
 	s.closed = true
-	cur := s.cur
+	cur, g := s.cur, s.guard
 	s.mu.Unlock()
 	s.cancel()
 	if cur != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_ = cur.Send(ctx, stanza.Presence{Type: stanza.UnavailablePresence}.Wrap(nil))
+		_ = g.bounded(deadline(ctx, time.Second), func() error {
+			return cur.Send(ctx, stanza.Presence{Type: stanza.UnavailablePresence}.Wrap(nil))
+		})
 		cancel()
 		_ = cur.Close()
 		_ = cur.Conn().Close()
@@ -231,7 +233,7 @@ func (s *Session) connect(ctx context.Context) (<-chan struct{}, error) {
 	if err != nil {
 		return nil, err
 	}
-	xs, err := s.cfg.login(ctx, s.account, pw)
+	xs, g, err := s.cfg.login(ctx, s.account, pw)
 	if err != nil {
 		if errors.Is(err, errAuth) {
 			s.mu.Lock()
@@ -247,7 +249,7 @@ func (s *Session) connect(ctx context.Context) (<-chan struct{}, error) {
 		return nil, ErrClosed
 	}
 	s.password = pw
-	s.cur, s.local = xs, xs.LocalAddr()
+	s.cur, s.guard, s.local = xs, g, xs.LocalAddr()
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
@@ -257,7 +259,7 @@ func (s *Session) connect(ctx context.Context) (<-chan struct{}, error) {
 			s.log.Info("xmpp: connection ended", "account", s.account, "err", err)
 		}
 	}()
-	if err := s.announce(ctx, xs); err != nil {
+	if err := g.bounded(deadline(ctx, 30*time.Second), func() error { return s.announce(ctx, xs) }); err != nil {
 		_ = xs.Conn().Close()
 		<-done
 		s.mu.Lock()
@@ -347,10 +349,13 @@ func (s *Session) keepalive(done <-chan struct{}) {
 			return
 		case <-t.C:
 			s.mu.Lock()
-			cur := s.cur
+			cur, g := s.cur, s.guard
 			s.mu.Unlock()
+			if cur == nil {
+				return
+			}
 			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.PingTimeout)
-			err := ping.Send(ctx, cur, s.account.Domain())
+			err := g.bounded(deadline(ctx, s.cfg.PingTimeout), func() error { return ping.Send(ctx, cur, s.account.Domain()) })
 			cancel()
 			if err != nil && !isStanzaError(err) {
 				s.log.Info("xmpp: server ping failed, reconnecting", "account", s.account, "err", err)
