@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -371,10 +372,14 @@ func (m *Mesh) punch(hn Hashname, addrs []netip.AddrPort) {
 				continue // the handshake is still being opened, or refused
 			}
 			// Direct already: the current path is a UDP one that
-			// answered since the introduction (a direct path of an
-			// older session may be dead: its node is gone).
-			if cur := p.path(); cur.IsValid() && !cur.isPipe() && p.lastDirect.Load() >= start.UnixNano() {
-				return
+			// answered since the introduction, or one of addrs that
+			// answered lately (a direct path elsewhere, of an older
+			// session, may be dead: its node is gone).
+			if cur := p.path(); cur.IsValid() && !cur.isPipe() {
+				last := p.lastDirect.Load()
+				if last >= start.UnixNano() || (slices.Contains(addrs, cur.udp) && time.Since(time.Unix(0, last)) < directHold) {
+					return
+				}
 			}
 			if !added {
 				added = true

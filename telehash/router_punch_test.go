@@ -25,6 +25,16 @@ func TestRouterPunchNewNode(t *testing.T) {
 	bopts := opts
 	bopts.Allow = func(h Hashname) bool { return h == a1.Hashname() }
 	b := newTestMesh(t, "punchnew-b", bopts)
+	// B's home router, once A2 runs: A2's packets to B's address pass
+	// only once B sent one to A2's (set before B sends anything).
+	var a2Addr atomic.Pointer[pathAddr]
+	var bSent atomic.Bool
+	b.testDrop = func(to pathAddr) bool {
+		if a := a2Addr.Load(); a != nil && to == *a {
+			bSent.Store(true)
+		}
+		return false
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	for _, m := range []*Mesh{a1, b} {
@@ -45,15 +55,8 @@ func TestRouterPunchNewNode(t *testing.T) {
 	a1.Close()
 
 	a2 := newTestMesh(t, "punchnew-a", opts) // same identity, another port
-	// B's home router: A2's packets to B's address pass only once B sent
-	// one to A2's.
-	var bSent atomic.Bool
-	b.testDrop = func(to pathAddr) bool {
-		if to == udpPath(a2.Addr()) {
-			bSent.Store(true)
-		}
-		return false
-	}
+	a2Path := udpPath(a2.Addr())
+	a2Addr.Store(&a2Path)
 	a2.testDrop = func(to pathAddr) bool { return to == udpPath(b.Addr()) && !bSent.Load() }
 	if _, err := a2.AddRouter(ctx, r.LinkInfo()); err != nil {
 		t.Fatal(err)
