@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -326,17 +328,22 @@ func (m *Mesh) handleConnect(c *Channel) {
 }
 
 // punch sends handshakes to addrs, paths the router saw peer at, on
-// punchSchedule, until the peer's current path is direct; one punch per
-// peer at a time. The addresses become paths of the peer, so that later
-// keepalives try them again.
+// punchSchedule, until a fresh packet comes from the peer over a direct
+// path; one punch per peer and set of addresses at a time. A connect
+// that names other addresses (the peer's node restarted, or another
+// process of its identity took over, while the last punch still ran)
+// starts a punch of its own: the running one aims at addresses nobody
+// answers at any more. The addresses become paths of the peer, so that
+// later keepalives try them again.
 func (m *Mesh) punch(hn Hashname, addrs []netip.AddrPort) {
+	key := punchKey(hn, addrs)
 	r := m.routing
 	r.mu.Lock()
-	if r.punches[hn] {
+	if r.punches[key] || len(r.punches) >= maxPunches {
 		r.mu.Unlock()
 		return
 	}
-	r.punches[hn] = true
+	r.punches[key] = true
 	r.mu.Unlock()
 	m.mu.Lock()
 	if m.closed {
@@ -349,7 +356,7 @@ func (m *Mesh) punch(hn Hashname, addrs []netip.AddrPort) {
 		defer m.wg.Done()
 		defer func() {
 			r.mu.Lock()
-			delete(r.punches, hn)
+			delete(r.punches, key)
 			r.mu.Unlock()
 		}()
 		start := time.Now()
@@ -364,8 +371,15 @@ func (m *Mesh) punch(hn Hashname, addrs []netip.AddrPort) {
 			if p == nil || !p.isUp() {
 				continue // the handshake is still being opened, or refused
 			}
+			// Direct already: the current path is a UDP one that
+			// answered since the introduction, or one of addrs that
+			// answered lately (a direct path elsewhere, of an older
+			// session, may be dead: its node is gone).
 			if cur := p.path(); cur.IsValid() && !cur.isPipe() {
-				return // direct already
+				last := p.lastDirect.Load()
+				if last >= start.UnixNano() || (slices.Contains(addrs, cur.udp) && time.Since(time.Unix(0, last)) < directHold) {
+					return
+				}
 			}
 			if !added {
 				added = true
@@ -378,7 +392,23 @@ func (m *Mesh) punch(hn Hashname, addrs []netip.AddrPort) {
 				targets[i] = udpPath(a)
 			}
 			m.stats.routing.punches.Add(uint64(len(targets)))
+			m.log.Debug("telehash: punching", "peer", hn, "to", addrs)
 			p.keepalive(targets)
 		}
 	}()
+}
+
+// maxPunches bounds the punches running at once (each connect may start
+// one).
+const maxPunches = 256
+
+// punchKey names a punch: the peer and the addresses it aims at.
+func punchKey(hn Hashname, addrs []netip.AddrPort) string {
+	var b strings.Builder
+	b.WriteString(string(hn))
+	for _, a := range addrs {
+		b.WriteByte(' ')
+		b.WriteString(a.String())
+	}
+	return b.String()
 }

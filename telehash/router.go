@@ -79,15 +79,15 @@ type routing struct {
 	// client side (relay.go)
 	pipes   map[[2]Hashname]*relayPipe // by router, peer
 	byPeer  map[Hashname][]*relayPipe
-	routers []Hashname // default routers (AddRouter)
-	punches map[Hashname]bool
+	routers []Hashname      // default routers (AddRouter)
+	punches map[string]bool // running punches (relay.go punchKey)
 }
 
 // initRouting registers the peer and connect handlers.
 func (m *Mesh) initRouting() {
 	m.routing = &routing{routes: make(map[Token]*route), pairs: make(map[[2]Hashname]*relayBudget),
 		pipes: make(map[[2]Hashname]*relayPipe), byPeer: make(map[Hashname][]*relayPipe),
-		punches: make(map[Hashname]bool)}
+		punches: make(map[string]bool)}
 	m.handlers[PeerType] = m.handlePeer
 	m.handlers[ConnectType] = m.handleConnect
 }
