@@ -54,18 +54,28 @@ var (
 // its end first, so EXIT is not lost to a reset.
 const closeGrace = 5 * time.Second
 
+// brokenGrace is how long a service whose stream broke has, once its
+// input is closed, to exit by itself before it is killed. On that EOF
+// git receive-pack fails the push (no ref moves) and removes its
+// quarantine of the half-received pack; killed at once, it left the
+// quarantine (tens of MB) in objects/ for good.
+const brokenGrace = 2 * time.Second
+
 // Serve serves one session on stream and closes it: it reads the REQUEST
 // frame, checks it, runs the real `git upload-pack <dir>` or `git
 // receive-pack <dir>` with GIT_PROTOCOL from the request (as git daemon
 // and sshd pass it), pipes DATA both ways, sends the service's stderr as
 // STDERR frames and its status as EXIT.
 //
-// If the stream breaks, or ctx ends, the service and its children are
-// killed: receive-pack updates refs only after the whole pack arrived and
-// was checked, so a peer vanishing mid-push leaves the refs untouched.
+// If ctx ends, the service and its children are killed. If the stream
+// breaks, the service's input is closed, and it is killed if it has not
+// exited brokenGrace later: receive-pack updates refs only after the
+// whole pack arrived and was checked, so a peer vanishing mid-push leaves
+// the refs untouched, and on that end of input receive-pack also removes
+// its quarantine of the half-received pack.
 //
 // Serve returns nil when the service ran to completion, whatever its
-// status; an error wrapping ErrStreamBroken when it had to kill it.
+// status; an error wrapping ErrStreamBroken when the stream broke.
 func Serve(ctx context.Context, stream io.ReadWriteCloser, opts ServeOptions) error {
 	defer stream.Close()
 	log := opts.Logger
@@ -163,6 +173,7 @@ type session struct {
 	cmd    *exec.Cmd
 	exited bool  // the service was waited for: its pid may be reused
 	killed error // why it was killed
+	broken error // why its input was closed early (the stream broke)
 }
 
 func (s *session) send(f Frame) error {
@@ -184,6 +195,20 @@ func (s *session) kill(why error) {
 	if err := gitexec.Kill(s.cmd); err != nil {
 		s.log.Warn("kill", "err", err)
 	}
+}
+
+// endBroken ends the service whose stream broke: its input is closed
+// (by pumpIn, on return, as the read side of a broken stream fails
+// too), and it is killed if it has not exited brokenGrace later.
+func (s *session) endBroken(why error) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	if s.exited || s.killed != nil || s.broken != nil {
+		return
+	}
+	s.broken = why
+	s.log.Info("input broken: closing the service's input", "why", why)
+	time.AfterFunc(brokenGrace, func() { s.kill(why) })
 }
 
 func (s *session) run(ctx context.Context) error {
@@ -241,7 +266,7 @@ func (s *session) run(ctx context.Context) error {
 	werr := s.cmd.Wait()
 	s.pmu.Lock()
 	s.exited = true
-	killed := s.killed
+	killed, broken := s.killed, s.broken
 	s.pmu.Unlock()
 	code := gitexec.ExitCode(s.cmd.ProcessState)
 	s.log.Debug("exited", "code", code, "wait", werr)
@@ -250,6 +275,9 @@ func (s *session) run(ctx context.Context) error {
 			killed = ctx.Err()
 		}
 		return fmt.Errorf("%s killed: %w", s.req.Service, killed)
+	}
+	if broken != nil {
+		return fmt.Errorf("%s ended early: %w", s.req.Service, broken)
 	}
 	if err := s.send(ExitFrame{Code: int32(code)}); err != nil {
 		return fmt.Errorf("%w: sending exit status: %w", ErrStreamBroken, err)
@@ -276,7 +304,7 @@ func (s *session) pumpIn(stdin io.WriteCloser) {
 		f, err := ReadFrame(s.stream)
 		if err != nil {
 			if !gotEOF {
-				s.kill(fmt.Errorf("%w: %w", ErrStreamBroken, err))
+				s.endBroken(fmt.Errorf("%w: %w", ErrStreamBroken, err))
 			}
 			return
 		}
@@ -314,7 +342,7 @@ func (s *session) pumpOut(r io.Reader, frame func([]byte) Frame) {
 		if n > 0 && !broken {
 			if werr := s.send(frame(buf[:n])); werr != nil {
 				broken = true
-				s.kill(fmt.Errorf("%w: %w", ErrStreamBroken, werr))
+				s.endBroken(fmt.Errorf("%w: %w", ErrStreamBroken, werr))
 			}
 		}
 		if err != nil {

@@ -218,8 +218,11 @@ func TestServeKillsOnBrokenStream(t *testing.T) {
 			(DataFrame{Data: []byte(tt.input)}).Encode(client)
 			client.Close()
 			err := waitServe(t, done)
-			if !errors.Is(err, ErrStreamBroken) || !strings.Contains(err.Error(), "git-receive-pack killed") {
-				t.Errorf("Serve = %v, want the service killed", err)
+			if !errors.Is(err, ErrStreamBroken) || !strings.Contains(err.Error(), "git-receive-pack ended early") {
+				t.Errorf("Serve = %v, want the service ended for the broken stream", err)
+			}
+			if q, _ := filepath.Glob(filepath.Join(dir, "objects", "tmp_objdir-*")); len(q) > 0 {
+				t.Errorf("quarantine left behind: %v", q)
 			}
 			if got := git(t, "-C", dir, "rev-parse", "main"); got != head {
 				t.Errorf("main moved to %s", got)

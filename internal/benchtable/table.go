@@ -22,14 +22,14 @@ func Collect(lists ...[]Result) Results {
 	return rs
 }
 
-// get returns a metric of a benchmark, or of the first benchmark whose
-// name starts with bench when bench ends in "*".
+// get returns a metric of a benchmark, or, when bench ends in "*", of
+// the first benchmark (by name) that starts with bench and reports unit
+// (BenchmarkXMPPClone sorts before BenchmarkXMPPPushToFetched).
 func (rs Results) get(bench, unit string) (float64, bool) {
 	if prefix, ok := strings.CutSuffix(bench, "*"); ok {
 		for _, name := range sortedKeys(rs) {
-			if strings.HasPrefix(name, prefix) {
-				v, ok := rs[name].Metrics[unit]
-				return v, ok
+			if v, ok := rs[name].Metrics[unit]; ok && strings.HasPrefix(name, prefix) {
+				return v, true
 			}
 		}
 		return 0, false

@@ -322,7 +322,7 @@ func freeUDPPort(b *testing.B) string {
 // startServingDaemon runs `git-remote-daemon --foreground` in repo with
 // env, its stderr to errLog; at cleanup its stdin is closed and, should it
 // not exit within 10 s, it is killed by pid.
-func startServingDaemon(b *testing.B, grd, repo string, env []string, errLog string) (pid int) {
+func startServingDaemon(b testing.TB, grd, repo string, env []string, errLog string) (pid int) {
 	cmd := exec.Command(grd, "--foreground")
 	cmd.Dir, cmd.Env = repo, env
 	stdin, err := cmd.StdinPipe()

@@ -264,11 +264,20 @@ func (x *xmppState) track(hn telehash.Hashname, c *telehash.Channel) {
 // reason a watcher sees).
 const ReasonXMPPOffline = "the node went offline"
 
-// abortXMPP ends every stream with hn, served or dialed.
+// xmppOfflineGrace is how long a stream served to a node that went
+// offline has to end by itself, once its channel is aborted, before its
+// context ends it.
+const xmppOfflineGrace = 5 * time.Second
+
+// abortXMPP ends every stream with hn, served or dialed. A served one
+// sees its channel fail first: git receive-pack then gets the end of its
+// input (helper.Serve), fails the push and removes its quarantine of the
+// half-received pack, which ending its context at once (a kill) left in
+// objects/.
 func (n *Node) abortXMPP(hn telehash.Hashname) {
 	for c, st := range n.streams.served(hn) {
 		c.Abort(ReasonXMPPOffline)
-		st.cancel()
+		time.AfterFunc(xmppOfflineGrace, st.cancel)
 	}
 	n.xmpp.mu.Lock()
 	var cs []*telehash.Channel
