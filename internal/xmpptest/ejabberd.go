@@ -200,6 +200,7 @@ api_permissions:
 modules:
   mod_disco: {}
   mod_caps: {}
+  mod_admin_extra: {}
   mod_ping: {}
   mod_roster: {}
   mod_carboncopy: {}
