@@ -109,6 +109,15 @@ func (s *Session) handlePresence(t xmlstream.TokenReadEncoder, from jid.JID, in 
 			return
 		}
 		s.nodes[key] = p
+		if !had {
+			// Show ourselves to the node we now see, by a directed
+			// presence to its full JID (delivered without a
+			// subscription, and followed by our unavailable one when we
+			// leave): when a subscription is approved on our behalf
+			// (ejabberd 23.01 with a pre-approval) the server sends
+			// our presence nowhere, and that node would never see us.
+			_, _ = xmlstream.Copy(t, stanza.Presence{To: from}.Wrap(presencePayload(s.cfg.Node)))
+		}
 	case had:
 		delete(s.nodes, key)
 		p = Peer{JID: key, Node: old.Node}
