@@ -112,10 +112,12 @@ func (s *Session) handlePresence(t xmlstream.TokenReadEncoder, from jid.JID, in 
 		if !had {
 			// Show ourselves to the node we now see, by a directed
 			// presence to its full JID (delivered without a
-			// subscription, and followed by our unavailable one when we
-			// leave): when a subscription is approved on our behalf
-			// (ejabberd 23.01 with a pre-approval) the server sends
-			// our presence nowhere, and that node would never see us.
+			// subscription; the server sends our unavailable one when
+			// we leave). Seeing each other must not hang on both
+			// subscriptions: when two nodes logged in together,
+			// ejabberd 23.01 kept one's request pending and never
+			// delivered it, nor its repeat, to the other, which then
+			// never saw that node (TestIntegrationEjabberd).
 			_, _ = xmlstream.Copy(t, stanza.Presence{To: from}.Wrap(presencePayload(s.cfg.Node)))
 		}
 	case had:

@@ -278,15 +278,12 @@ func (s *Session) connect(ctx context.Context) (<-chan struct{}, error) {
 // has none, then sends our presence (priority -1: bare-JID messages for
 // humans never reach a node) with our node payload.
 func (s *Session) announce(ctx context.Context, xs *mxmpp.Session) error {
-	have, gave := map[string]bool{}, map[string]bool{}
+	have := map[string]bool{}
 	it := roster.Fetch(ctx, xs)
 	for it.Next() {
 		item := it.Item()
 		if item.Subscription == "to" || item.Subscription == "both" {
 			have[item.JID.Bare().String()] = true
-		}
-		if item.Subscription == "from" || item.Subscription == "both" {
-			gave[item.JID.Bare().String()] = true
 		}
 	}
 	if err := it.Err(); err != nil {
@@ -295,25 +292,12 @@ func (s *Session) announce(ctx context.Context, xs *mxmpp.Session) error {
 	}
 	it.Close()
 	for p := range s.peers {
-		if p == s.account.String() {
+		if have[p] || p == s.account.String() {
 			continue
 		}
 		pj, _ := jid.Parse(p)
-		// Approve a request the peer may have made while we were
-		// away, whether or not the server shows it to us again: with
-		// ejabberd 23.01, when both nodes logged in together, the
-		// first node's request stayed pending ("from" + ask on its
-		// side, "to" on ours) and its repeated subscribe never
-		// reached us, so neither node ever saw the other.
-		if !gave[p] {
-			if err := xs.Send(ctx, stanza.Presence{To: pj, Type: stanza.SubscribedPresence}.Wrap(nil)); err != nil {
-				return fmt.Errorf("xmpp: approve %s: %w", p, err)
-			}
-		}
-		if !have[p] {
-			if err := xs.Send(ctx, stanza.Presence{To: pj, Type: stanza.SubscribePresence}.Wrap(nil)); err != nil {
-				return fmt.Errorf("xmpp: subscribe to %s: %w", p, err)
-			}
+		if err := xs.Send(ctx, stanza.Presence{To: pj, Type: stanza.SubscribePresence}.Wrap(nil)); err != nil {
+			return fmt.Errorf("xmpp: subscribe to %s: %w", p, err)
 		}
 	}
 	return xs.Send(ctx, stanza.Presence{}.Wrap(presencePayload(s.cfg.Node)))
