@@ -33,9 +33,16 @@ import (
 // ErlPath is the Erlang runtime's erl, looked up on PATH.
 var ErlPath = "erl"
 
-// ejabberdLibs is where Debian's ejabberd package puts its Erlang
-// applications (ejabberdctl sets ERL_LIBS to it).
-var ejabberdLibs = "/usr/lib/x86_64-linux-gnu"
+// ejabberdLibs finds where Debian's ejabberd package put its Erlang
+// applications (/usr/lib/<multiarch>/ejabberd-23.01; ejabberdctl sets
+// ERL_LIBS to that directory).
+func ejabberdLibs() (string, error) {
+	m, _ := filepath.Glob("/usr/lib/*/ejabberd-[0-9]*")
+	if len(m) == 0 {
+		return "", fmt.Errorf("xmpptest: no /usr/lib/*/ejabberd-*: install the ejabberd package (scripts/test does)")
+	}
+	return filepath.Dir(m[0]), nil
+}
 
 // Ejabberd is a running ejabberd.
 type Ejabberd struct {
@@ -55,6 +62,7 @@ type Ejabberd struct {
 	Node     string
 	DistPort int
 
+	libs   string
 	cookie string
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -78,10 +86,9 @@ func NewEjabberd() (*Ejabberd, error) {
 	if _, err := exec.LookPath(ErlPath); err != nil {
 		return nil, fmt.Errorf("xmpptest: %s not on PATH: install the ejabberd package (scripts/test does): %w", ErlPath, err)
 	}
-	if _, err := os.Stat(filepath.Join(ejabberdLibs, "ejabberd-23.01")); err != nil {
-		if m, _ := filepath.Glob(filepath.Join(ejabberdLibs, "ejabberd-*")); len(m) == 0 {
-			return nil, fmt.Errorf("xmpptest: no ejabberd in %s: install the ejabberd package (scripts/test does)", ejabberdLibs)
-		}
+	libs, err := ejabberdLibs()
+	if err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "xmpptest-ejabberd-")
 	if err != nil {
@@ -94,7 +101,7 @@ func NewEjabberd() (*Ejabberd, error) {
 	s := &Ejabberd{Dir: dir, Domain: "localhost", ProxyJID: "proxy.localhost",
 		CAFile: filepath.Join(dir, "ca.pem"),
 		Node:   "xmpptest-" + hex.EncodeToString(id) + "@127.0.0.1",
-		cookie: hex.EncodeToString(cookie)}
+		libs:   libs, cookie: hex.EncodeToString(cookie)}
 	fail := func(err error) (*Ejabberd, error) {
 		s.Close()
 		return nil, err
@@ -175,7 +182,7 @@ func (s *Ejabberd) writeConfig() error {
 	cfg := fmt.Sprintf(`# written by xmpptest
 hosts: [%s]
 loglevel: info
-certfiles: [%s, %s]
+certfiles: [%s, %s, %s]
 acme:
   auto: false
 auth_method: internal
@@ -210,7 +217,7 @@ modules:
     ip: "127.0.0.1"
     port: %d
     hostname: "127.0.0.1"
-`, q(s.Domain), q(s.path("certs", "server.crt")), q(s.path("certs", "server.key")),
+`, q(s.Domain), q(s.path("certs", "server.crt")), q(s.path("certs", "server.key")), q(s.CAFile),
 		s.Port, s.DirectTLSPort, q(s.ProxyJID), s.ProxyPort)
 	if err := os.WriteFile(s.ConfigFile(), []byte(cfg), 0o600); err != nil {
 		return fmt.Errorf("xmpptest: %w", err)
@@ -235,7 +242,7 @@ func (s *Ejabberd) erl(ctx context.Context, args ...string) *exec.Cmd {
 	cmd.Dir = s.Dir
 	cmd.Env = append(os.Environ(),
 		"HOME="+s.Dir,
-		"ERL_LIBS="+ejabberdLibs,
+		"ERL_LIBS="+s.libs,
 		"EJABBERD_CONFIG_PATH="+s.ConfigFile(),
 		"EJABBERD_LOG_PATH="+s.path("log", "ejabberd.log"),
 		"ERL_CRASH_DUMP="+s.path("log", "erl_crash.dump"),

@@ -34,6 +34,10 @@ func TestEjabberdStartStop(t *testing.T) {
 	if log := s.Log(); !strings.Contains(log, "127.0.0.1:"+strconv.Itoa(s.ProxyPort)+" for mod_proxy65_stream") {
 		t.Errorf("proxy65 not on its port %d:\n%s", s.ProxyPort, log)
 	}
+	if log := s.Log(); strings.Contains(log, "[error]") || strings.Contains(log, "[critical]") ||
+		strings.Contains(log, "Invalid certificate") {
+		t.Errorf("ejabberd complained:\n%s", log)
+	}
 	procs := descendants(s.Pid())
 	if len(procs) < 2 {
 		t.Errorf("processes of the server: %v", procs)
