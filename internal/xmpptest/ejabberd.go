@@ -174,11 +174,12 @@ func (s *Ejabberd) TLSConfig() (*tls.Config, error) {
 	return &tls.Config{RootCAs: pool, ServerName: s.Domain, MinVersion: tls.VersionTLS12}, nil
 }
 
-// writeConfig writes ejabberd.yml (ejabberd warns that the server
-// certificate is "signed by unknown CA": the test's own CA, which it
-// also calls invalid, being self-signed, when listed): no shapers (Debian's config limits
-// clients to 3000 B/s), no ACME, no s2s, Mnesia storage, and
-// ejabberd_ctl allowed every command (it needs the node's cookie).
+// writeConfig writes ejabberd.yml: no shapers (Debian's
+// /etc/ejabberd/ejabberd.yml limits clients to 3000 B/s), no ACME, no
+// s2s, Mnesia storage, and every command allowed to ejabberd_ctl (which
+// needs the node's cookie). ejabberd warns that the certificate is
+// "signed by unknown CA" (the test's; listed, it is called invalid for
+// being self-signed).
 func (s *Ejabberd) writeConfig() error {
 	q := strconv.Quote
 	cfg := fmt.Sprintf(`# written by xmpptest
