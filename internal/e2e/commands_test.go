@@ -31,6 +31,7 @@ func commands() map[string]func(ts *testscript.TestScript, neg bool, args []stri
 		"udpport":   cmdUDPPort,
 		"paircode":  cmdPairCode,
 		"prosody":   cmdProsody, // xmpp_test.go
+		"ejabberd":  cmdEjabberd,
 	}
 }
 

@@ -109,6 +109,17 @@ func (s *Session) handlePresence(t xmlstream.TokenReadEncoder, from jid.JID, in 
 			return
 		}
 		s.nodes[key] = p
+		if !had {
+			// Show ourselves to the node we now see, by a directed
+			// presence to its full JID (delivered without a
+			// subscription; the server sends our unavailable one when
+			// we leave). Seeing each other must not hang on both
+			// subscriptions: when two nodes logged in together,
+			// ejabberd 23.01 kept one's request pending and never
+			// delivered it, nor its repeat, to the other, which then
+			// never saw that node (TestIntegrationEjabberd).
+			_, _ = xmlstream.Copy(t, stanza.Presence{To: from}.Wrap(presencePayload(s.cfg.Node)))
+		}
 	case had:
 		delete(s.nodes, key)
 		p = Peer{JID: key, Node: old.Node}
