@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/git-remote-daemon/git-remote-daemon/internal/transport"
 	"github.com/git-remote-daemon/git-remote-daemon/protocol"
@@ -153,4 +154,23 @@ func TestTransientIsStatus(t *testing.T) {
 	}
 	h.out.exactly(t, 1, "STATUS a waiting: the peer's daemon is not running")
 	h.out.exactly(t, 0, "ERROR .*")
+}
+
+// A transient state with Max caps the backoff: the waits grow, but never
+// past Max (an xmpp:: node serving no repository yet may be replaced any
+// moment by one that does, and nothing else would end the wait).
+func TestTransientMaxCapsBackoff(t *testing.T) {
+	h := newHarness(t, noneRemote("a")...)
+	waiting := &transport.Transient{Err: errors.New("channel error from peer: this node serves no repository"),
+		Waiting: "the peer's daemon is not running", Max: 5 * time.Second}
+	var longest time.Duration
+	for range 12 {
+		h.dialer.next(t, "a").fail(t, waiting)
+		d := h.clock.nextWait(t)
+		longest = max(longest, d)
+		h.clock.Advance(d)
+	}
+	if longest != 5*time.Second {
+		t.Fatalf("longest wait %v, want the cap of 5s (the backoff grows past it)", longest)
+	}
 }

@@ -199,6 +199,9 @@ func (r *runner) watchLoop(ctx context.Context, w transport.Watcher) {
 		if errors.As(err, &tr) && tr.Now {
 			wait = 0
 		}
+		if errors.As(err, &tr) && tr.Max > 0 && wait > tr.Max {
+			wait = tr.Max
+		}
 		if errors.As(err, &tr) {
 			r.report("watch", protocol.Status{Remote: name, Text: "waiting: " + tr.Waiting})
 		} else {

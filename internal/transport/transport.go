@@ -170,6 +170,11 @@ type Transient struct {
 	// Now retries at once, without backoff: the watcher's next Watch
 	// waits by itself until the peer is back (an xmpp:: node's presence).
 	Now bool
+	// Max, if set, caps the backoff before the next attempt: the peer
+	// may be back any moment and nothing tells us (an xmpp:: account's
+	// node that serves no repository yet while another of its processes,
+	// the one that will, logs in).
+	Max time.Duration
 }
 
 func (e *Transient) Error() string { return e.Err.Error() }
