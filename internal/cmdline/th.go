@@ -3,18 +3,10 @@ package cmdline
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/git-remote-daemon/git-remote-daemon/helper"
-	"github.com/git-remote-daemon/git-remote-daemon/internal/daemon"
-	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
-	"github.com/git-remote-daemon/git-remote-daemon/internal/redact"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/thnode"
 )
 
@@ -23,56 +15,17 @@ import (
 // protocol over telehash to the node at the address, whose daemon runs
 // the real git upload-pack/receive-pack. It returns the exit status.
 func TH(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "fatal: git-remote-th: "+format+"\n", a...)
-		return 128
+	run, code, done := startHelper(helperSpec{name: "git-remote-th", usage: thUsage, what: "th address", scheme: "th::",
+		parse: func(u string) error { _, err := thnode.ParseAddr(u); return err }}, args, stdout, stderr)
+	if done {
+		return code
 	}
-	if len(args) == 2 { // a user asking, not git
-		switch args[1] {
-		case "-h", "--help":
-			fmt.Fprint(stdout, thUsage)
-			return 0
-		case "--version":
-			fmt.Fprintf(stdout, "git-remote-th version %s\n", Version)
-			return 0
-		}
-	}
-	if len(args) != 3 {
-		return fail("usage: git-remote-th <remote> <th address> (git runs it for th:: URLs)")
-	}
-	remote, url := args[1], args[2]
-	if _, err := thnode.ParseAddr(url); err != nil {
-		return fail("%v", err)
-	}
-	level := slog.LevelWarn
-	if os.Getenv("GIT_REMOTE_DAEMON_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	log := slog.New(redact.Handler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	// git killed outright (no SIGINT): noticed when we are re-parented.
-	ctx, cancelParent := helper.WithParent(ctx, 500*time.Millisecond)
-	defer cancelParent()
-
-	cfg, err := gitcfg.Read(ctx, ".")
-	if err != nil {
-		cfg, _ = gitcfg.Parse(nil)
-	}
+	defer run.stop()
+	ctx, cfg, log, fail, remote, idPath := run.ctx, run.cfg, run.log, run.fail, run.remote, run.idPath
 	// A remote naming several nodes: the daemon says which one changed.
-	addr, url, err := thnode.PickURL(cfg, remote, url, os.Getenv(thnode.NodeEnv))
+	addr, url, err := thnode.PickURL(cfg, remote, run.url, os.Getenv(thnode.NodeEnv))
 	if err != nil {
 		return fail("%v", err)
-	}
-	// The identity: the user's, or the repository's own when git runs us
-	// in a repository configured so (remotedaemon.thIdentity).
-	commonDir := ""
-	if r, err := daemon.FindRepo(ctx, "."); err == nil {
-		commonDir = r.CommonDir
-	}
-	idPath, err := thnode.IdentityPathFor(cfg, commonDir)
-	if err != nil {
-		return fail("identity: %v", err)
 	}
 	id, err := thnode.LoadOrCreate(idPath)
 	if err != nil {

@@ -5,17 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/git-remote-daemon/git-remote-daemon/helper"
-	"github.com/git-remote-daemon/git-remote-daemon/internal/daemon"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
-	"github.com/git-remote-daemon/git-remote-daemon/internal/redact"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/thnode"
 )
 
@@ -41,52 +36,16 @@ const otherGrace = 2 * time.Second
 // XMPP is git-remote-xmpp: git runs it as `git-remote-xmpp <remote>
 // <address>`; it returns the exit status.
 func XMPP(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "fatal: git-remote-xmpp: "+format+"\n", a...)
-		return 128
+	run, code, done := startHelper(helperSpec{name: "git-remote-xmpp", usage: xmppUsage, what: "xmpp address", scheme: "xmpp::",
+		parse: func(u string) error { _, err := thnode.ParseXMPPURL(u); return err }}, args, stdout, stderr)
+	if done {
+		return code
 	}
-	if len(args) == 2 {
-		switch args[1] {
-		case "-h", "--help":
-			fmt.Fprint(stdout, xmppUsage)
-			return 0
-		case "--version":
-			fmt.Fprintf(stdout, "git-remote-xmpp version %s\n", Version)
-			return 0
-		}
-	}
-	if len(args) != 3 {
-		return fail("usage: git-remote-xmpp <remote> <xmpp address> (git runs it for xmpp:: URLs)")
-	}
-	remote, url := args[1], args[2]
-	if _, err := thnode.ParseXMPPURL(url); err != nil {
-		return fail("%v", err)
-	}
-	level := slog.LevelWarn
-	if os.Getenv("GIT_REMOTE_DAEMON_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	log := slog.New(redact.Handler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	ctx, cancelParent := helper.WithParent(ctx, 500*time.Millisecond)
-	defer cancelParent()
-
-	cfg, err := gitcfg.Read(ctx, ".")
-	if err != nil {
-		cfg, _ = gitcfg.Parse(nil)
-	}
-	addr, url, err := pickXMPPURL(cfg, remote, url, os.Getenv(thnode.NodeEnv))
+	defer run.stop()
+	ctx, cfg, log, fail, remote, idPath := run.ctx, run.cfg, run.log, run.fail, run.remote, run.idPath
+	addr, url, err := pickXMPPURL(cfg, remote, run.url, os.Getenv(thnode.NodeEnv))
 	if err != nil {
 		return fail("%v", err)
-	}
-	commonDir := ""
-	if r, err := daemon.FindRepo(ctx, "."); err == nil {
-		commonDir = r.CommonDir
-	}
-	idPath, err := thnode.IdentityPathFor(cfg, commonDir)
-	if err != nil {
-		return fail("identity: %v", err)
 	}
 	id, err := thnode.LoadOrCreate(idPath)
 	if err != nil {
