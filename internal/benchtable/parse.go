@@ -62,10 +62,8 @@ func ParseLine(line string) (Result, bool) {
 		return Result{}, false
 	}
 	name := f[0]
-	if i := strings.LastIndexByte(name, '-'); i > len("Benchmark") {
-		if _, err := strconv.Atoi(name[i+1:]); err == nil {
-			name = name[:i]
-		}
+	if i := cpuSuffix(name); i >= 0 {
+		name = name[:i]
 	}
 	res := Result{Name: name, N: n, Metrics: map[string]float64{}}
 	for i := 2; i+1 < len(f); i += 2 {
@@ -78,11 +76,27 @@ func ParseLine(line string) (Result, bool) {
 	return res, true
 }
 
+// cpuSuffix is where the "-<GOMAXPROCS>" suffix go test adds to a
+// benchmark's name starts, or -1.
+func cpuSuffix(name string) int {
+	if i := strings.LastIndexByte(name, '-'); i > len("Benchmark") {
+		if _, err := strconv.Atoi(name[i+1:]); err == nil {
+			return i
+		}
+	}
+	return -1
+}
+
 // String renders r as go test prints it (single spaces; the suffix is
-// gone): ParseLine reads it back.
+// gone, unless the name itself ends like one: then "-1" is added, as go
+// test prints it with one CPU): ParseLine reads it back.
 func (r Result) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %d", r.Name, r.N)
+	name := r.Name
+	if cpuSuffix(name) >= 0 {
+		name += "-1"
+	}
+	fmt.Fprintf(&b, "%s %d", name, r.N)
 	for _, unit := range sortedKeys(r.Metrics) {
 		fmt.Fprintf(&b, " %s %s", strconv.FormatFloat(r.Metrics[unit], 'g', -1, 64), unit)
 	}
