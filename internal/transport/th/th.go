@@ -148,13 +148,14 @@ func (w *watcher) retryNow(err error) error {
 	if w.addr.XMPP == "" || !errors.As(err, &tr) {
 		return err
 	}
-	// An xmpp:: node that answered badly (a git-remote-xmpp of the
-	// peer's serving no repository, a session that timed out while the
-	// node restarted) may be replaced any moment by one that serves us,
-	// and its presence does not end our backoff: retry soon. The next
-	// dial waits for a pinned node's presence, so an offline account is
-	// not hammered.
-	tr.Max = xmppNoRepoRetry
+	var ce *telehash.ChannelError
+	if errors.As(err, &ce) && ce.Msg == "this node serves no repository" {
+		// One of the account's processes answered (a git-remote-xmpp
+		// of the peer's, or its daemon of another repository); the one
+		// serving this repository may log in any moment with the same
+		// key, and its presence does not end our backoff: retry soon.
+		tr.Max = xmppNoRepoRetry
+	}
 	if !tr.Now && errors.Is(err, telehash.ErrSessionReset) {
 		if time.Since(w.lastNow) > 10*time.Second {
 			w.nows = 0
@@ -166,7 +167,8 @@ func (w *watcher) retryNow(err error) error {
 	return err
 }
 
-// xmppNoRepoRetry caps the wait before an xmpp:: remote is dialed again.
+// xmppNoRepoRetry caps the wait after an xmpp:: node answered that it
+// serves no repository.
 const xmppNoRepoRetry = 5 * time.Second
 
 // errNoAnswer is wrapped when the peer stopped answering pings.
