@@ -2,6 +2,7 @@ package thnode
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -129,8 +130,11 @@ func parseInviteLine(line string) (inviteLine, error) {
 func (l inviteLine) String() string {
 	switch {
 	case l.Verb == "JOIN":
-		b, _ := json.Marshal(l.Join) // strings only: cannot fail
-		return "JOIN " + string(b)
+		var b bytes.Buffer
+		e := json.NewEncoder(&b)
+		e.SetEscapeHTML(false) // a URL's & as it is
+		_ = e.Encode(l.Join)   // strings only: cannot fail
+		return "JOIN " + strings.TrimSuffix(b.String(), "\n")
 	case l.Arg != "":
 		return l.Verb + " " + l.Arg
 	}
