@@ -31,11 +31,7 @@ type heldResult struct {
 func TestInviteAtHost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
-	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
-	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	home := ownHome(t)
 	port := freePort(t)
 	a, b := filepath.Join(home, "a"), filepath.Join(home, "b")
 	services := map[string]*thnode.Service{}
@@ -170,6 +166,100 @@ func TestInviteAtHost(t *testing.T) {
 		t.Fatal("an invitation outlived its registration")
 	}
 	hostFree(t, ctx, hostInviter, host, carol)
+}
+
+// ownHome gives the test a HOME (and so a user identity) and a runtime
+// directory (the lending socket's) of its own.
+func ownHome(t *testing.T) string {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	return home
+}
+
+// TestInviteAtClientHost: when git-remote-th (a thnode.Client) hosts the
+// identity's node, a daemon registered with it can invite too.
+func TestInviteAtClientHost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	home := ownHome(t)
+	idPath, err := thnode.IdentityPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	us, err := thnode.LoadOrCreate(idPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// git-remote-th of our identity fetches from Carol: it hosts the node.
+	carol := newSide(t)
+	carol.mu.Lock()
+	carol.perm[us.Hashname()] = thnode.Read
+	carol.mu.Unlock()
+	client := &thnode.Client{Identity: us, IdentityPath: idPath, LinkTimeout: 3 * time.Second, Pairing: &Inviter{}}
+	defer client.Close()
+	st, err := client.Dial(ctx, carol.node.Addr(), thnode.ServiceGit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	b := filepath.Join(home, "b")
+	git(t, home, "init", "-q", b)
+	git(t, b, "config", "remotedaemon.thListen", "127.0.0.1:0")
+	gitDir := filepath.Join(b, ".git")
+	sb := thnode.NewService(thnode.ServiceOptions{Dir: b, GitDir: gitDir, CommonDir: gitDir, Pairing: &Inviter{}})
+	defer sb.Close()
+	cfg, err := gitcfg.Read(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Configure(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if sb.Node() != nil || sb.Link() == nil {
+		t.Fatalf("b's node %v and link %v: want b through git-remote-th's node", sb.Node(), sb.Link())
+	}
+	idB, err := thnode.RepoID(cfg, gitDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := sb.InviteAtHost(ctx, thnode.HeldInvitation{
+			Opened: func(c string) error { codes <- c; return nil },
+			Add: func(ctx context.Context, peer thnode.Addr, suggested string) (string, error) {
+				return Remote(ctx, b, peer, RemoteOptions{Suggested: suggested})
+			}})
+		done <- err
+	}()
+	var text string
+	select {
+	case text = <-codes:
+	case err := <-done:
+		t.Fatalf("no code: %v", err)
+	}
+	c, err := ParseCode(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dave := newSide(t)
+	joined, err := Join(ctx, dave.dial, dave.self(), c, "dave")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if joined.Inviter.Hashname != us.Hashname() || joined.Inviter.Repo != idB {
+		t.Errorf("joined %s repo %q, want %s repo %q", joined.Inviter.Hashname, joined.Inviter.Repo, us.Hashname(), idB)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := git(t, b, "config", "remote.dave.url"); got != dave.self().String() {
+		t.Errorf("b's remote names %q, want %q", got, dave.self())
+	}
 }
 
 // hostFree waits until the host's inviter can open an invitation (the
