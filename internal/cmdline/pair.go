@@ -39,7 +39,9 @@ func pairCommand() *cli.Command {
 				Usage: "print a one-time pairing code and wait until another node joins with it",
 				Description: "The repository must listen on a fixed UDP address (remotedaemon.thListen, or --listen,\n" +
 					"which sets it). When a daemon runs in the repository, it holds the invitation;\n" +
-					"otherwise this command runs a node until the pairing ends.",
+					"otherwise this command runs a node until the pairing ends. When another process\n" +
+					"(another repository's daemon, or git-remote-th) hosts this identity's node, that\n" +
+					"node holds the invitation for this repository, which still adds the remote.",
 				Flags: []cli.Flag{
 					name("name the joiner's remote `REMOTE` (default: the name it suggests, or th-<hashname prefix>)"),
 					&cli.BoolFlag{Name: "allow-push", Usage: "let the joiner push to this repository (remote.<name>.daemonAllowPush)"},

@@ -37,18 +37,19 @@ func newPairer(log *slog.Logger) *pairer {
 // RELOAD that set remotedaemon.thListen).
 const nodeWait = 5 * time.Second
 
-// node returns the repository's running node, waiting a little for one
-// that is starting; nil when none runs.
+// node returns the repository's running node, waiting a little for a
+// link to start; nil when none runs here (none at all, or another
+// process of the identity hosts it: see Service.Link).
 func (p *pairer) node(ctx context.Context) *thnode.Node {
 	if p.service == nil {
 		return nil
 	}
-	if n := p.service.Node(); n != nil {
-		return n
+	if p.service.Link() == nil {
+		ctx, cancel := context.WithTimeout(ctx, nodeWait)
+		defer cancel()
+		p.service.NextLink(ctx, nil)
 	}
-	ctx, cancel := context.WithTimeout(ctx, nodeWait)
-	defer cancel()
-	return p.service.Next(ctx, nil)
+	return p.service.Node()
 }
 
 // handle carries out m, a Pair or a PairJoin, sending PAIRCODE and
@@ -78,13 +79,19 @@ func (p *pairer) invite(ctx context.Context, cfg *gitcfg.Config, m protocol.Pair
 	if v, _ := cfg.Get("remotedaemon.thlisten"); v == "" {
 		return errNoListen
 	}
-	node := p.node(ctx)
-	if node == nil {
-		if p.service != nil && p.service.Link() != nil {
-			return errors.New("another process of this telehash identity hosts its node (another repository's daemon, or git-remote-th), " +
-				"and only the host can hold an invitation: pair in that repository, stop its daemon while pairing, " +
-				"or give this repository its own identity (remotedaemon.thIdentity repository)")
+	add := func(ctx context.Context, peer thnode.Addr, suggested string) (string, error) {
+		name, err := pairing.Remote(ctx, p.repo.Dir, peer, pairing.RemoteOptions{Name: m.Name, Suggested: suggested, AllowPush: m.AllowPush})
+		if err != nil {
+			return "", err
 		}
+		p.reloadNow(ctx)
+		return name, nil
+	}
+	node := p.node(ctx)
+	if node == nil && p.service != nil && p.service.Link() != nil {
+		return p.inviteAtHost(ctx, cfg, m, add, reply)
+	}
+	if node == nil {
 		return errors.New("the telehash node is not running (see the log)")
 	}
 	repoID, err := thnode.RepoID(cfg, p.repo.CommonDir)
@@ -95,14 +102,7 @@ func (p *pairer) invite(ctx context.Context, cfg *gitcfg.Config, m protocol.Pair
 		Timeout:   time.Duration(m.Timeout) * time.Second,
 		Suggested: pairing.Suggestion(cfg),
 		Repo:      repoID,
-		Add: func(ctx context.Context, peer thnode.Addr, suggested string) (string, error) {
-			name, err := pairing.Remote(ctx, p.repo.Dir, peer, pairing.RemoteOptions{Name: m.Name, Suggested: suggested, AllowPush: m.AllowPush})
-			if err != nil {
-				return "", err
-			}
-			p.reloadNow(ctx)
-			return name, nil
-		}})
+		Add:       add})
 	if err != nil {
 		return err
 	}
@@ -115,6 +115,23 @@ func (p *pairer) invite(ctx context.Context, cfg *gitcfg.Config, m protocol.Pair
 		return r.Err
 	}
 	return reply(protocol.Paired{Remote: r.Remote, URL: r.Peer.String()})
+}
+
+// inviteAtHost has the process hosting the identity's node (another
+// repository's daemon, or git-remote-th) hold the invitation: its node
+// admits the joiner and checks the proof; this repository adds the
+// remote naming the joiner (add), and the joiner gets its id.
+func (p *pairer) inviteAtHost(ctx context.Context, cfg *gitcfg.Config, m protocol.Pair, add pairing.AddRemote, reply func(protocol.Message) error) error {
+	remote, peer, err := p.service.InviteAtHost(ctx, thnode.HeldInvitation{
+		Timeout:   time.Duration(m.Timeout) * time.Second,
+		Suggested: pairing.Suggestion(cfg),
+		Opened:    func(code string) error { return reply(protocol.PairCode{Code: code}) },
+		Add:       add,
+	})
+	if err != nil {
+		return err
+	}
+	return reply(protocol.Paired{Remote: remote, URL: peer.String()})
 }
 
 func (p *pairer) reloadNow(ctx context.Context) {

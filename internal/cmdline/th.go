@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/git-remote-daemon/git-remote-daemon/helper"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/pairing"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/thnode"
 )
 
@@ -39,7 +40,8 @@ func TH(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	client := &thnode.Client{Identity: id, IdentityPath: idPath, LinkTimeout: linkTimeout, Logger: log, Routers: routing.Routers}
+	client := &thnode.Client{Identity: id, IdentityPath: idPath, LinkTimeout: linkTimeout, Logger: log, Routers: routing.Routers,
+		Pairing: &pairing.Inviter{Logger: log}} // holds the invitations of daemons registering with it
 	defer client.Close()
 	err = helper.Run(ctx, helper.Config{
 		Stdin: stdin, Stdout: stdout, Stderr: stderr, Remote: remote, URL: url, Logger: log,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/git-remote-daemon/git-remote-daemon/helper"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/pairing"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/thnode"
 )
 
@@ -60,6 +61,7 @@ func XMPP(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	client := &thnode.Client{Identity: id, IdentityPath: idPath, LinkTimeout: linkTimeout, Logger: log,
+		Pairing: &pairing.Inviter{Logger: log}, // holds the invitations of daemons registering with it
 		// The daemon's node does not pin this node (a remote it does
 		// not have): it never talks to it, so a node of our own may.
 		Alone: func(err error) bool { return strings.Contains(err.Error(), thnode.ErrXMPPNotPinned.Error()) },

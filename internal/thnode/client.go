@@ -59,6 +59,10 @@ type Client struct {
 	// (remotedaemon.thRouters): a node reached through one of them, by
 	// a router= hint in its URL or with its key only, needs them.
 	Routers []Addr
+	// Pairing, if set, is given to the node the client hosts, so that it
+	// can hold invitations for the daemons registering with it
+	// (InviteHolder).
+	Pairing Pairing
 
 	mu       sync.Mutex
 	node     *Node
@@ -138,7 +142,7 @@ func (c *Client) alone(ctx context.Context, addr Addr, service string, lock *hos
 			paths = append(paths, r.Paths...)
 		}
 		node, err := Start(ctx, Options{Identity: c.Identity, Listen: listenFor(paths), Logger: c.logger(),
-			LinkTimeout: c.LinkTimeout, Routing: Routing{Routers: c.Routers},
+			LinkTimeout: c.LinkTimeout, Routing: Routing{Routers: c.Routers}, Pairing: c.Pairing,
 			// We only dial: the node we link to answers on our link.
 			Allow: func(h telehash.Hashname) bool { return h == addr.Hashname }})
 		if err != nil {

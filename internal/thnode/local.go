@@ -34,6 +34,8 @@ import (
 //	< OK <udp address>\n        (or ERR <why>), then, while the connection stays open:
 //	> CONFIG\n                  its configuration changed: read it again
 //	< OK\n | ERR <why>\n
+//	> INVITE <json>\n           hold a pairing invitation for a registered
+//	                            repository (local_invite.go)
 //
 // With wait, a DIAL to an address with only a hashname waits until that
 // node links to us. The host reads a registered repository's

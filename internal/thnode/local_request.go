@@ -12,7 +12,7 @@ import (
 // localRequest is the first line of a connection to the lending socket
 // (see the exchange above ServeLocal).
 type localRequest struct {
-	Verb string // DIAL, UNLINK or REGISTER
+	Verb string // DIAL, UNLINK, REGISTER or INVITE
 	// DIAL
 	Service string
 	Addr    Addr
@@ -21,6 +21,8 @@ type localRequest struct {
 	Peer telehash.Hashname
 	// REGISTER
 	Reg Registration
+	// INVITE
+	Invite InviteRequest
 }
 
 var errBadLocalRequest = errors.New("bad request")
@@ -54,6 +56,13 @@ func parseLocalRequest(line string) (localRequest, error) {
 		if err := json.Unmarshal([]byte(rest), &r.Reg); err != nil || r.Reg.Dir == "" || r.Reg.GitDir == "" || r.Reg.CommonDir == "" {
 			return r, fmt.Errorf("%w: registration", errBadLocalRequest)
 		}
+	case "INVITE":
+		if err := json.Unmarshal([]byte(rest), &r.Invite); err != nil {
+			return r, fmt.Errorf("%w: invitation", errBadLocalRequest)
+		}
+		if err := r.Invite.check(); err != nil {
+			return r, fmt.Errorf("%w: invitation: %v", errBadLocalRequest, err)
+		}
 	default:
 		return r, errBadLocalRequest
 	}
@@ -74,6 +83,9 @@ func (r localRequest) String() string {
 	case "REGISTER":
 		b, _ := json.Marshal(r.Reg) // strings only: cannot fail
 		return "REGISTER " + string(b)
+	case "INVITE":
+		b, _ := json.Marshal(r.Invite) // strings and a number: cannot fail
+		return "INVITE " + string(b)
 	}
 	return r.Verb
 }

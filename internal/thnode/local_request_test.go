@@ -18,6 +18,8 @@ func TestLocalRequestRoundTrip(t *testing.T) {
 		"UNLINK " + string(hn.Hashname()),
 		`REGISTER {"dir":"/home/u/r","git_dir":"/home/u/r/.git","common_dir":"/home/u/r/.git"}`,
 		`REGISTER {"dir":"/a b/\"q\"","git_dir":"/g","common_dir":"/c"}`,
+		`INVITE {"git_dir":"/home/u/r/.git","timeout":600,"name":"bea"}`,
+		`INVITE {"git_dir":"/g"}`,
 	} {
 		r, err := parseLocalRequest(line)
 		if err != nil {
@@ -30,6 +32,7 @@ func TestLocalRequestRoundTrip(t *testing.T) {
 	for _, line := range []string{
 		"", "DIAL", "DIAL git", "DIAL git " + url + " now", "DIAL  " + url, "DIAL git nope",
 		"UNLINK", "UNLINK x", "REGISTER", "REGISTER {}", `REGISTER {"dir":"/a"}`, "REGISTER [", "HELLO",
+		"INVITE", "INVITE {}", `INVITE {"git_dir":"/g","timeout":-1}`, `INVITE {"git_dir":"/g","timeout":86401}`, `INVITE {"timeout":5}`,
 		"DIAL git " + url + " wait extra", "DIAL git " + strings.Repeat("a", maxLocalLine),
 	} {
 		if r, err := parseLocalRequest(line); err == nil {
@@ -45,6 +48,7 @@ func FuzzLocalRequest(f *testing.F) {
 	f.Add("DIAL notify th::nzf4f6j7ylv53z3m4egrwltv2t2yks4rtpaimeg3avwqsoshqxba?repo=x wait")
 	f.Add("UNLINK nzf4f6j7ylv53z3m4egrwltv2t2yks4rtpaimeg3avwqsoshqxba")
 	f.Add(`REGISTER {"dir":"/r","git_dir":"/r/.git","common_dir":"/r/.git"}`)
+	f.Add(`INVITE {"git_dir":"/r/.git","timeout":600,"name":"bea"}`)
 	f.Fuzz(func(t *testing.T, line string) {
 		r, err := parseLocalRequest(line)
 		if err != nil {

@@ -39,6 +39,8 @@ func (n *Node) handleLocal(ctx context.Context, c *net.UnixConn) {
 		_, _ = io.WriteString(c, "OK\n")
 	case "REGISTER":
 		n.serveRegistered(ctx, c, br, req.Reg)
+	case "INVITE":
+		n.holdInvitation(ctx, c, br, req.Invite)
 	}
 }
 
@@ -156,6 +158,7 @@ func (n *Node) serveRegistered(ctx context.Context, c *net.UnixConn, br *bufio.R
 	defer n.SetRouting(r.GitDir, Routing{})
 	remove := n.AddRepo(&Repo{ID: id, GitDir: r.GitDir, Hub: n.opts.Hub, Permission: allow.Permission})
 	defer remove()
+	defer n.regs.add(r.GitDir, id)() // INVITE names it (local_invite.go)
 	n.log.Info("serving a repository of another daemon", "repo", id, "dir", r.Dir)
 	defer n.log.Info("no longer serving a repository of another daemon", "repo", id, "dir", r.Dir)
 	at := n.Mesh.Addr().String()

@@ -112,6 +112,7 @@ type Node struct {
 	streams streams
 	repos   repoSet
 	local   localListener
+	regs    registrations // the repositories registered by other daemons
 	// admit admits peers beyond the repositories' (Options.Allow of a
 	// node serving none).
 	admit func(telehash.Hashname) bool
