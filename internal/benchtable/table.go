@@ -81,20 +81,23 @@ func pct(bench, unit string) metric   { return metric{bench, unit, "%.3f %%"} }
 func count(bench, unit string) metric { return metric{bench, unit, "%.0f"} }
 
 const (
-	local = "BenchmarkLocalPushToChanged"
-	ssh   = "BenchmarkSSHPushToFetched"
-	th    = "BenchmarkTHPushToFetched"
-	xmpp  = "BenchmarkXMPP*"
-	// BenchmarkXMPPClone's sub-benchmarks: one per bulk path of xmpp::,
-	// each with ssh:// timed in the same run.
+	local  = "BenchmarkLocalPushToChanged"
+	ssh    = "BenchmarkSSHPushToFetched"
+	th     = "BenchmarkTHPushToFetched"
+	xmpp   = "BenchmarkXMPP*"
+	many   = "BenchmarkSSHManyRemotes"
+	clone  = "BenchmarkCloneAndPush"
+	idle   = "BenchmarkIdle"
+	flood  = "BenchmarkHandshakeFlood"
+	annex  = "git-annex"
+	sshRef = "ours, ssh"
+)
+
+// BenchmarkXMPPClone's sub-benchmarks: one per bulk path of xmpp::, each
+// with ssh:// timed in the same run.
+const (
 	xmppBS  = "BenchmarkXMPPClone/bytestream"
 	xmppMsg = "BenchmarkXMPPClone/messages"
-	many    = "BenchmarkSSHManyRemotes"
-	clone   = "BenchmarkCloneAndPush"
-	idle    = "BenchmarkIdle"
-	flood   = "BenchmarkHandshakeFlood"
-	annex   = "git-annex"
-	sshRef  = "ours, ssh"
 )
 
 var rows = []row{
