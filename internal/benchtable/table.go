@@ -93,6 +93,13 @@ const (
 	sshRef = "ours, ssh"
 )
 
+// BenchmarkXMPPClone's sub-benchmarks: one per bulk path of xmpp::, each
+// with ssh:// timed in the same run.
+const (
+	xmppBS  = "BenchmarkXMPPClone/bytestream"
+	xmppMsg = "BenchmarkXMPPClone/messages"
+)
+
 var rows = []row{
 	{section: "latency: median after `git push` returns", what: "local: push -> CHANGED", ours: ms(local, "ms-median-changed"), target: "< 10 ms"},
 	{what: "local: push -> fetched", ours: ms(local, "ms-median-fetched")},
@@ -111,6 +118,10 @@ var rows = []row{
 	{what: "fetches per push in the burst", ours: metric{many, "fetches-per-push", "%.2f"}},
 	{section: "throughput (mean of rounds; ratio: ours/reference in MB/s)", what: "clone over th::", ours: mbps(clone, "MBps-clone-th"), ref: mbps(clone, "MBps-clone-ssh"), refName: "ssh://", target: ">= 0.8"},
 	{what: "push over th::", ours: mbps(clone, "MBps-push-th"), ref: mbps(clone, "MBps-push-ssh"), refName: "ssh://", target: ">= 0.8"},
+	{what: "clone over xmpp::, bytestream", ours: mbps(xmppBS, "MBps-clone-xmpp"), ref: mbps(xmppBS, "MBps-clone-ssh"), refName: "ssh://", target: ">= 0.5", missingSay: "n/a"},
+	{what: "push over xmpp::, bytestream", ours: mbps(xmppBS, "MBps-push-xmpp"), ref: mbps(xmppBS, "MBps-push-ssh"), refName: "ssh://", target: ">= 0.5", missingSay: "n/a"},
+	{what: "clone over xmpp::, messages", ours: mbps(xmppMsg, "MBps-clone-xmpp"), ref: mbps(xmppMsg, "MBps-clone-ssh"), refName: "ssh://", target: ">= 10 MB/s", missingSay: "n/a"},
+	{what: "push over xmpp::, messages", ours: mbps(xmppMsg, "MBps-push-xmpp"), ref: mbps(xmppMsg, "MBps-push-ssh"), refName: "ssh://", target: ">= 10 MB/s", missingSay: "n/a"},
 	{what: "clone over file://", ours: mbps(clone, "MBps-clone-file"), ref: mbps(clone, "MBps-clone-ssh"), refName: "ssh://"},
 	{what: "push over file://", ours: mbps(clone, "MBps-push-file"), ref: mbps(clone, "MBps-push-ssh"), refName: "ssh://"},
 	{what: "CPU per clone over th::", ours: sec(clone, "cpu-s-clone-th"), ref: sec(clone, "cpu-s-clone-ssh"), refName: "ssh://", target: "<= 1.2"},

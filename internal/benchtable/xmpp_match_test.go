@@ -32,3 +32,42 @@ BenchmarkXMPPPushToFetched-2 5 1 ns/op 12.5 ms-median-changed 40.25 ms-median-fe
 		}
 	}
 }
+
+// BenchmarkXMPPClone's sub-benchmarks (one per bulk path) fill the
+// xmpp:: throughput rows, each against the ssh:// of its own run; not
+// run, they say n/a.
+func TestXMPPThroughputRows(t *testing.T) {
+	const out = `BenchmarkXMPPClone/bytestream-2 3 1 ns/op 10.0 MBps-clone-ssh 5.0 MBps-clone-xmpp 8.0 MBps-push-ssh 6.0 MBps-push-xmpp
+BenchmarkXMPPClone/messages-2 3 1 ns/op 12.0 MBps-clone-ssh 1.5 MBps-clone-xmpp 9.0 MBps-push-ssh 1.8 MBps-push-xmpp
+`
+	res, err := Parse(strings.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	words := func(rs Results) map[string]bool {
+		var b strings.Builder
+		if err := Print(&b, rs); err != nil {
+			t.Fatal(err)
+		}
+		w := map[string]bool{}
+		for _, l := range strings.Split(b.String(), "\n") {
+			w[strings.Join(strings.Fields(l), " ")] = true
+		}
+		return w
+	}
+	got := words(Collect(res))
+	for _, want := range []string{
+		"clone over xmpp::, bytestream 5.0 MB/s 10.0 MB/s ssh:// 0.50 >= 0.5",
+		"push over xmpp::, bytestream 6.0 MB/s 8.0 MB/s ssh:// 0.75 >= 0.5",
+		"clone over xmpp::, messages 1.5 MB/s 12.0 MB/s ssh:// 0.12 >= 10 MB/s",
+		"push over xmpp::, messages 1.8 MB/s 9.0 MB/s ssh:// 0.20 >= 10 MB/s",
+	} {
+		if !got[want] {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	none := words(Collect(nil))
+	if !none["clone over xmpp::, messages n/a - ssh:// >= 10 MB/s"] {
+		t.Errorf("no n/a row for xmpp:: throughput without its benchmark: %v", none)
+	}
+}

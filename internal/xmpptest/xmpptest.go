@@ -42,6 +42,9 @@ type Server struct {
 	// ProxyJID and ProxyPort are the SOCKS5 bytestreams proxy.
 	ProxyJID  string
 	ProxyPort int
+	// proxyHost is the address proxy65 tells clients to connect to
+	// (empty: 127.0.0.1, where it listens); see AdvertiseProxy.
+	proxyHost string
 	// CAFile is the PEM certificate of the CA that signed the server's
 	// certificate (for "localhost" and 127.0.0.1).
 	CAFile string
@@ -130,8 +133,29 @@ func (s *Server) DirectTLSAddr() string {
 // JID returns "user@domain".
 func (s *Server) JID(user string) string { return user + "@" + s.Domain }
 
+// AdvertiseProxy makes proxy65 tell clients to connect to host (it
+// still listens on 127.0.0.1:ProxyPort): a test that records the
+// bytestream traffic listens there (on another loopback address, such as
+// 127.0.0.2, and the same port) and forwards to 127.0.0.1. It restarts
+// the server.
+func (s *Server) AdvertiseProxy(host string) error {
+	s.Stop()
+	s.mu.Lock()
+	s.proxyHost = host
+	err := s.writeConfig()
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.Restart()
+}
+
 func (s *Server) writeConfig() error {
 	q := strconv.Quote
+	proxyHost := s.proxyHost
+	if proxyHost == "" {
+		proxyHost = "127.0.0.1"
+	}
 	cfg := fmt.Sprintf(`-- written by xmpptest
 run_as_root = true
 daemonize = false
@@ -143,7 +167,7 @@ c2s_ports = { %d }
 c2s_direct_tls_ports = { %d }
 s2s_ports = { }
 proxy65_ports = { %d }
-proxy65_address = "127.0.0.1"
+proxy65_address = %s
 use_ipv6 = false
 modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix"; "carbons"; "smacks" }
 modules_disabled = { "s2s"; "offline" }
@@ -158,7 +182,7 @@ VirtualHost %s
 
 Component %s "proxy65"
 `, q(s.path("prosody.pid")), q(s.path("data")), q(s.path("certs")),
-		s.Port, s.DirectTLSPort, s.ProxyPort, q(s.LogFile()), q(s.Domain), q(s.ProxyJID))
+		s.Port, s.DirectTLSPort, s.ProxyPort, q(proxyHost), q(s.LogFile()), q(s.Domain), q(s.ProxyJID))
 	if err := os.WriteFile(s.ConfigFile(), []byte(cfg), 0o600); err != nil {
 		return fmt.Errorf("xmpptest: %w", err)
 	}
