@@ -11,11 +11,11 @@ import (
 
 // outboxLimit bounds the datagram bytes queued for the writer; Send
 // waits (at most its timeout) while the queue is above it, as it waited
-// for the TCP connection before datagrams were queued. Four batches:
-// enough to keep the connection busy, little enough that a packet does
-// not wait long behind others (telehash measures round trips through
-// the queue, and a long one sets off needless retransmissions).
-const outboxLimit = 4 * maxBatchSend
+// for the TCP connection before datagrams were queued. It is above what
+// telehash keeps in flight on a channel (a window of 1024 packets), so
+// that a mesh's receive path, which sends acks and resends, is not held
+// up by a queue of its own data (a 64 KiB limit made streams slower).
+const outboxLimit = 2 << 20
 
 // outbox holds the datagrams Send queued, per destination, for the
 // session's writer. The writer sends at once what it finds: a lone
