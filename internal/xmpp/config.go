@@ -99,6 +99,10 @@ type Config struct {
 	// Backoff bounds the reconnect delay (defaults 250 ms to 30 s).
 	BackoffMin, BackoffMax time.Duration
 	Logger                 *slog.Logger
+
+	// noBatch (tests) makes a node of before batches: one datagram per
+	// message, and no batch="1" in its presence.
+	noBatch bool
 }
 
 // Peer is a node seen in presence.
@@ -106,6 +110,8 @@ type Peer struct {
 	JID    string // full JID
 	Node   Node
 	Online bool
+	// Batch: the node takes several datagrams per message (NSBatch).
+	Batch bool
 }
 
 func (c *Config) setDefaults() {

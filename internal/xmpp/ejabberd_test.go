@@ -77,6 +77,10 @@ func TestIntegrationEjabberd(t *testing.T) {
 			}
 		}
 	}
+	// Batches pass ejabberd too.
+	if m := burst(t, a, b.LocalJID(), rb, 300, 1200); m > 150 {
+		t.Fatalf("300 datagrams took %d messages", m)
+	}
 
 	ac, err := a.OpenBytestream(ctx, pb.JID)
 	if err != nil {
@@ -104,4 +108,24 @@ func TestIntegrationEjabberd(t *testing.T) {
 	if _, err := io.ReadFull(ac, got[:1000]); err != nil || !bytes.Equal(got[:1000], msg[:1000]) {
 		t.Fatalf("b->a: %v", err)
 	}
+}
+
+// BenchmarkXMPPDatagramsEjabberd is BenchmarkXMPPDatagrams/1200 through
+// ejabberd 23.01.
+func BenchmarkXMPPDatagramsEjabberd(b *testing.B) {
+	srv := xmpptest.StartEjabberd(b)
+	for _, u := range []string{"alice", "bob"} {
+		if err := srv.Register(u, "pw-"+u); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ra, rb := newRecorder(), newRecorder()
+	ca := ejabberdConfig(srv, "alice", 0, srv.JID("bob"))
+	ra.hook(&ca)
+	cb := ejabberdConfig(srv, "bob", 1, srv.JID("alice"))
+	rb.hook(&cb)
+	a := dial(b, ca)
+	bs := dial(b, cb)
+	ra.waitPeerT(b, hn(1))
+	benchDatagrams(b, a, bs, rb, 1200)
 }

@@ -46,24 +46,44 @@ func (s *Session) allowed(bare jid.JID) bool {
 	return bare.Equal(s.account) || s.peers[bare.String()]
 }
 
+// handleMessage takes the datagrams of a message: one in <d/> (every
+// version sends that), or several in <b/> (a batch).
 func (s *Session) handleMessage(from jid.JID, in *inStanza) {
-	if in.Datagram == nil || in.Type == "error" || from.Resourcepart() == "" {
+	if s.cfg.noBatch {
+		in.Batch = nil // a node of before batches does not know <b/>
+	}
+	if (in.Datagram == nil && in.Batch == nil) || in.Type == "error" || from.Resourcepart() == "" {
 		return
 	}
 	if !s.allowed(from.Bare()) {
 		s.dropped.Add(1)
 		return
 	}
-	b, err := decodeDatagram(in.Datagram.Text)
-	if err != nil {
-		s.dropped.Add(1)
-		return
+	var pkts [][]byte
+	if in.Datagram != nil {
+		b, err := decodeDatagram(in.Datagram.Text)
+		if err != nil {
+			s.dropped.Add(1)
+			return
+		}
+		pkts = append(pkts, b)
 	}
-	s.received.Add(1)
+	if in.Batch != nil {
+		bs, err := decodeBatch(in.Batch.Text)
+		if err != nil {
+			s.log.Debug("xmpp: bad datagram batch", "from", from, "err", err)
+			s.dropped.Add(1)
+			return
+		}
+		pkts = append(pkts, bs...)
+	}
+	s.received.Add(uint64(len(pkts)))
 	fs := from.String()
 	s.queue(func() {
 		if s.cfg.OnDatagram != nil {
-			s.cfg.OnDatagram(fs, b)
+			for _, b := range pkts {
+				s.cfg.OnDatagram(fs, b)
+			}
 		}
 	}, true)
 }
@@ -103,7 +123,7 @@ func (s *Session) handlePresence(t xmlstream.TokenReadEncoder, from jid.JID, in 
 	var p Peer
 	switch {
 	case in.Type == "" && in.Node != nil && (Node{Hashname: in.Node.Hashname}).Validate() == nil:
-		p = Peer{JID: key, Node: Node{Hashname: in.Node.Hashname}, Online: true}
+		p = Peer{JID: key, Node: Node{Hashname: in.Node.Hashname}, Online: true, Batch: in.Node.Batch == "1" && !s.cfg.noBatch}
 		if had && old == p {
 			s.mu.Unlock()
 			return
@@ -118,7 +138,7 @@ func (s *Session) handlePresence(t xmlstream.TokenReadEncoder, from jid.JID, in 
 			// ejabberd 23.01 kept one's request pending and never
 			// delivered it, nor its repeat, to the other, which then
 			// never saw that node (TestIntegrationEjabberd).
-			_, _ = xmlstream.Copy(t, stanza.Presence{To: from}.Wrap(presencePayload(s.cfg.Node)))
+			_, _ = xmlstream.Copy(t, stanza.Presence{To: from}.Wrap(s.presencePayload()))
 		}
 	case had:
 		delete(s.nodes, key)

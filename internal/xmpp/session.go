@@ -65,11 +65,12 @@ type Session struct {
 	streamHost *streamHost
 
 	events chan func()
+	out    *outbox
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	sent, received, dropped atomic.Uint64
+	sent, received, dropped, messages atomic.Uint64
 }
 
 // Dial logs in once (an error here is final: wrong password, no server)
@@ -84,6 +85,7 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		cfg: cfg, log: cfg.Logger, account: account, peers: peers,
 		nodes:  map[string]Peer{},
 		events: make(chan func(), eventQueue),
+		out:    newOutbox(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	done, err := s.connect(ctx)
@@ -91,8 +93,9 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		s.cancel()
 		return nil, err
 	}
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.dispatch()
+	go s.write()
 	go s.run(done)
 	return s, nil
 }
@@ -121,16 +124,19 @@ func (s *Session) Peers() []Peer {
 	return ps
 }
 
-// Stats are datagram counters.
-type Stats struct{ Sent, Received, Dropped uint64 }
+// Stats are datagram counters; Messages counts the messages that
+// carried the datagrams sent (several per message in batches).
+type Stats struct{ Sent, Received, Dropped, Messages uint64 }
 
 // Stats returns the counters.
 func (s *Session) Stats() Stats {
-	return Stats{s.sent.Load(), s.received.Load(), s.dropped.Load()}
+	return Stats{s.sent.Load(), s.received.Load(), s.dropped.Load(), s.messages.Load()}
 }
 
-// Send sends one datagram to a full JID (unacknowledged: it may be lost
-// if the peer goes away).
+// Send queues one datagram to a full JID for the session's writer
+// (unacknowledged: it may be lost if the peer or the connection goes
+// away). It waits while much is queued already, until ctx's deadline or
+// at most 5 s.
 func (s *Session) Send(ctx context.Context, to string, b []byte) error {
 	if len(b) > MaxDatagram {
 		return ErrDatagramSize
@@ -140,23 +146,15 @@ func (s *Session) Send(ctx context.Context, to string, b []byte) error {
 		return fmt.Errorf("xmpp: send to %q: %w", to, err)
 	}
 	s.mu.Lock()
-	cur, g := s.cur, s.guard
+	up := s.cur != nil
+	batch := s.nodes[tj.String()].Batch
 	s.mu.Unlock()
-	if cur == nil {
+	if !up {
 		return ErrNotConnected
 	}
-	dl := deadline(ctx, sendTimeout)
-	msg := stanza.Message{To: tj, Type: stanza.NormalMessage}
-	// The deadline is the raw connection's (see guardConn): mellium gets
-	// a context that never ends.
-	err = g.bounded(dl, func() error { return cur.Send(context.WithoutCancel(ctx), msg.Wrap(datagramReader(b))) })
-	if err != nil {
-		// A stanza cut by the deadline leaves the stream broken: end the
-		// connection, the session reconnects.
-		_ = cur.Conn().Close()
+	if err := s.out.put(ctx, s.ctx, deadline(ctx, sendTimeout), tj, batch, b); err != nil {
 		return fmt.Errorf("xmpp: send to %s: %w", to, err)
 	}
-	s.sent.Add(1)
 	return nil
 }
 
@@ -302,7 +300,7 @@ func (s *Session) announce(ctx context.Context, xs *mxmpp.Session) error {
 			return fmt.Errorf("xmpp: subscribe to %s: %w", p, err)
 		}
 	}
-	return xs.Send(ctx, stanza.Presence{}.Wrap(presencePayload(s.cfg.Node)))
+	return xs.Send(ctx, stanza.Presence{}.Wrap(s.presencePayload()))
 }
 
 // run keeps the session up until Close: it waits for the connection to
@@ -383,6 +381,7 @@ func (s *Session) disconnected() {
 	if cur != nil {
 		_ = cur.Conn().Close()
 	}
+	s.dropped.Add(uint64(s.out.clear()))
 	s.queue(func() {
 		for _, p := range gone {
 			if s.cfg.OnPeer != nil {
@@ -422,10 +421,14 @@ func isAuthError(err error) bool {
 }
 
 // presencePayload is our priority and node element.
-func presencePayload(n Node) xml.TokenReader {
+func (s *Session) presencePayload() xml.TokenReader {
+	return presencePayload(s.cfg.Node, !s.cfg.noBatch)
+}
+
+func presencePayload(n Node, batch bool) xml.TokenReader {
 	prio := xml.StartElement{Name: xml.Name{Local: "priority"}}
 	return xmlstream.MultiReader(
 		xmlstream.Wrap(xmlstream.Token(xml.CharData("-1")), prio),
-		n.TokenReader(),
+		n.tokenReader(batch),
 	)
 }

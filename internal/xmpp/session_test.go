@@ -364,7 +364,8 @@ func TestIntegrationNetworkLoss(t *testing.T) {
 
 // BenchmarkXMPPDatagrams sends 1200-byte datagrams (a telehash packet's
 // size) from alice to bob through Prosody without acknowledgement and
-// reports the rate that arrived, with at most 256 datagrams in flight.
+// reports the rate that arrived, with at most 256 datagrams in flight,
+// and how many datagrams a message carried on average.
 func BenchmarkXMPPDatagrams(b *testing.B) {
 	for _, size := range []int{1200, 4000} {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
@@ -374,42 +375,50 @@ func BenchmarkXMPPDatagrams(b *testing.B) {
 			ra.hook(&ca)
 			cb := config(srv, "bob", 1, srv.JID("alice"))
 			rb.hook(&cb)
-			var got sync.WaitGroup
 			a := dial(b, ca)
 			bs := dial(b, cb)
 			ra.waitPeerT(b, hn(1))
-			const total = 10 << 20
-			n := total / size
-			msg := make([]byte, size)
-			b.SetBytes(int64(n * size))
-			b.ResetTimer()
-			// At most window datagrams in flight: unacknowledged, a
-			// flood only measures how long Prosody's queues get before
-			// the sender's write deadline (the pipe above is paced by
-			// telehash's own flow control).
-			const window = 256
-			for range b.N {
-				var recvd atomic.Int64
-				got.Add(1)
-				go func() {
-					defer got.Done()
-					for range n {
-						<-rb.data
-						recvd.Add(1)
-					}
-				}()
-				start := time.Now()
-				for i := range n {
-					for int64(i)-recvd.Load() >= window {
-						time.Sleep(100 * time.Microsecond)
-					}
-					if err := a.Send(context.Background(), bs.LocalJID(), msg); err != nil {
-						b.Fatal(err)
-					}
-				}
-				got.Wait()
-				b.ReportMetric(float64(n*size)/time.Since(start).Seconds()/1e6, "MB/s")
-			}
+			benchDatagrams(b, a, bs, rb, size)
 		})
+	}
+}
+
+// benchDatagrams sends 10 MiB of datagrams of size bytes from a to bs,
+// whose datagrams rb records, b.N times.
+func benchDatagrams(b *testing.B, a, bs *Session, rb *recorder, size int) {
+	const total = 10 << 20
+	n := total / size
+	msg := make([]byte, size)
+	b.SetBytes(int64(n * size))
+	b.ResetTimer()
+	// At most window datagrams in flight: unacknowledged, a flood only
+	// measures how long the server's queues get before the sender's
+	// write deadline (the pipe above is paced by telehash's own flow
+	// control).
+	const window = 256
+	var got sync.WaitGroup
+	for range b.N {
+		var recvd atomic.Int64
+		got.Add(1)
+		go func() {
+			defer got.Done()
+			for range n {
+				<-rb.data
+				recvd.Add(1)
+			}
+		}()
+		start := time.Now()
+		for i := range n {
+			for int64(i)-recvd.Load() >= window {
+				time.Sleep(100 * time.Microsecond)
+			}
+			if err := a.Send(context.Background(), bs.LocalJID(), msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+		got.Wait()
+		b.ReportMetric(float64(n*size)/time.Since(start).Seconds()/1e6, "MB/s")
+		st := a.Stats()
+		b.ReportMetric(float64(st.Sent)/float64(st.Messages), "datagrams/msg")
 	}
 }

@@ -50,14 +50,21 @@ func (n Node) Validate() error {
 type nodeElem struct {
 	XMLName  xml.Name `xml:"urn:git-remote-daemon:node:0 node"`
 	Hashname string   `xml:"hashname,attr"`
+	// Batch is "1" when the node accepts several datagrams per message
+	// (NSBatch); older nodes leave it out.
+	Batch string `xml:"batch,attr"`
 }
 
-// TokenReader encodes n as its presence payload.
-func (n Node) TokenReader() xml.TokenReader {
-	return xmlstream.Wrap(nil, xml.StartElement{
-		Name: xml.Name{Space: NSNode, Local: "node"},
-		Attr: []xml.Attr{{Name: xml.Name{Local: "hashname"}, Value: n.Hashname}},
-	})
+// TokenReader encodes n as its presence payload, with batch="1": every
+// Session takes batches.
+func (n Node) TokenReader() xml.TokenReader { return n.tokenReader(true) }
+
+func (n Node) tokenReader(batch bool) xml.TokenReader {
+	attr := []xml.Attr{{Name: xml.Name{Local: "hashname"}, Value: n.Hashname}}
+	if batch {
+		attr = append(attr, xml.Attr{Name: xml.Name{Local: "batch"}, Value: "1"})
+	}
+	return xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: NSNode, Local: "node"}, Attr: attr})
 }
 
 // datagramReader is the payload of a datagram message: the datagram and
@@ -66,6 +73,13 @@ func datagramReader(b []byte) xml.TokenReader {
 	return xmlstream.MultiReader(
 		xmlstream.Wrap(xmlstream.Token(xml.CharData(base64.StdEncoding.EncodeToString(b))),
 			xml.StartElement{Name: xml.Name{Space: NSDatagram, Local: "d"}}),
+		hints(),
+	)
+}
+
+// hints keep servers from storing or copying a datagram message.
+func hints() xml.TokenReader {
+	return xmlstream.MultiReader(
 		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsHints, Local: "no-store"}}),
 		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsHints, Local: "no-copy"}}),
 	)
@@ -79,6 +93,7 @@ type inStanza struct {
 	Type     string    `xml:"type,attr"`
 	ID       string    `xml:"id,attr"`
 	Datagram *dataElem `xml:"urn:git-remote-daemon:datagram:0 d"`
+	Batch    *dataElem `xml:"urn:git-remote-daemon:batch:0 b"`
 	Node     *nodeElem `xml:"urn:git-remote-daemon:node:0 node"`
 	Roster   *struct{} `xml:"jabber:iq:roster query"`
 	// Bytestream is an XEP-0065 offer.
