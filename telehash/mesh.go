@@ -270,7 +270,8 @@ type Mesh struct {
 	ackq      []*Channel // acks due at the end of the read batch (ackbatch.go)
 	ackWait   atomic.Bool
 
-	seenAs seenState // path_channel.go
+	seenAs seenState  // path_channel.go
+	ifw    ifaceWatch // ifwatch.go
 	stats  meshStats
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -312,9 +313,8 @@ func NewMesh(ctx context.Context, id *Identity, opts MeshOptions) (*Mesh, error)
 	for range opts.HandshakeWorkers {
 		go m.handshakeWorker()
 	}
-	if m.addr.Addr().IsUnspecified() { // roam.go: notice a network change
-		m.wg.Add(1)
-		go m.watchInterfaces(net.InterfaceAddrs, interfacePoll)
+	if m.addr.Addr().IsUnspecified() { // ifwatch.go: notice a network change
+		m.startInterfaceWatch()
 	}
 	return m, nil
 }
