@@ -261,6 +261,9 @@ type Mesh struct {
 	routing *routing
 	// testDrop, set by tests before use, drops what is sent to some paths.
 	testDrop func(pathAddr) bool
+	// testSessionSwitch, set by tests before use, runs as a handshake
+	// starts a new session, between its keys and its channel table.
+	testSessionSwitch func()
 
 	limiter   *sourceLimiter
 	hsq       chan hsJob
@@ -471,6 +474,8 @@ func (m *Mesh) receiveChannel(pkt []byte, from pathAddr) {
 		return
 	}
 	from = m.viaRelay(p, from)
+	p.sessMu.RLock() // not while a handshake switches sessions (peer.handshake)
+	defer p.sessMu.RUnlock()
 	inner, err := p.x.openChannelFast(pkt)
 	if err != nil {
 		if !m.stashChannel(p, pkt, from) {
