@@ -91,6 +91,9 @@ type Mesh struct {
 	routing *routing
 	// testDrop, set by tests before use, drops what is sent to some paths.
 	testDrop func(pathAddr) bool
+	// testSessionSwitch, set by tests before use, runs as a handshake
+	// starts a new session, between its keys and its channel table.
+	testSessionSwitch func()
 
 	limiter   *sourceLimiter
 	hsq       chan hsJob
@@ -101,7 +104,8 @@ type Mesh struct {
 	ackq      []*Channel // acks due at the end of the read batch (ackbatch.go)
 	ackWait   atomic.Bool
 
-	seenAs seenState // path_channel.go
+	seenAs seenState  // path_channel.go
+	ifw    ifaceWatch // ifwatch.go
 	stats  meshStats
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -143,9 +147,8 @@ func NewMesh(ctx context.Context, id *Identity, opts MeshOptions) (*Mesh, error)
 	for range opts.HandshakeWorkers {
 		go m.handshakeWorker()
 	}
-	if m.addr.Addr().IsUnspecified() { // roam.go: notice a network change
-		m.wg.Add(1)
-		go m.watchInterfaces(net.InterfaceAddrs, interfacePoll)
+	if m.addr.Addr().IsUnspecified() { // ifwatch.go: notice a network change
+		m.startInterfaceWatch()
 	}
 	return m, nil
 }
@@ -283,6 +286,8 @@ func (m *Mesh) receiveChannel(pkt []byte, from pathAddr) {
 		return
 	}
 	from = m.viaRelay(p, from)
+	p.sessMu.RLock() // not while a handshake switches sessions (peer.handshake)
+	defer p.sessMu.RUnlock()
 	inner, err := p.x.openChannelFast(pkt)
 	if err != nil {
 		if !m.stashChannel(p, pkt, from) {

@@ -227,7 +227,21 @@ func (p *peer) handshake(h *Handshake, from pathAddr) {
 	}
 	p.courtesy.refill(now, courtesyRate, courtesyBurst)
 	budget := p.courtesy.tokens >= 1
+	// A new session's keys and its empty channel table go in together:
+	// the read loop, which may decrypt the peer's channel packets with
+	// the new keys as soon as sync installs them, waits (sessMu), so a
+	// channel the peer opens at once in the new session is not put in
+	// the old table and failed with it.
+	p.sessMu.Lock()
 	res, err := p.x.sync(h, budget && p.staleAnswers < maxStaleAnswers)
+	var old map[uint32]*Channel
+	if err == nil && res.NewSession && !res.Replay && !res.Stale {
+		if f := m.testSessionSwitch; f != nil {
+			f()
+		}
+		old = p.newSessionLocked(h.Ephemeral)
+	}
+	p.sessMu.Unlock()
 	if err != nil {
 		m.stats.dropHandshake.Add(1)
 		m.log.Debug("telehash: handshake sync", "peer", p.hn, "err", err)
@@ -253,7 +267,7 @@ func (p *peer) handshake(h *Handshake, from pathAddr) {
 	}
 	p.received(from)
 	if res.NewSession {
-		p.newSession(h.Ephemeral)
+		p.endSession(old)
 	}
 	if res.InSync {
 		p.confirmed.Store(true) // it echoed our at: it has our handshake
@@ -289,9 +303,10 @@ func (p *peer) isKnownPath(addr pathAddr) bool {
 	return false
 }
 
-// newSession indexes the peer's new ephemeral key and fails the channels
-// of the previous session, whose channel ids restart.
-func (p *peer) newSession(eph [KeySize3a]byte) {
+// newSessionLocked indexes the peer's new ephemeral key and starts an
+// empty channel table (channel ids restart with a session); it returns
+// the previous session's channels, for endSession. p.sessMu is held.
+func (p *peer) newSessionLocked(eph [KeySize3a]byte) map[uint32]*Channel {
 	m := p.m
 	m.stats.sessions.Add(1)
 	m.mu.Lock()
@@ -309,6 +324,13 @@ func (p *peer) newSession(eph [KeySize3a]byte) {
 	p.chans = make(map[uint32]*Channel)
 	p.remoteIDs = idWindow{} // channel ids restart with a session
 	p.mu.Unlock()
+	return chans
+}
+
+// endSession fails the channels of the previous session and handles the
+// channel packets kept for the new one.
+func (p *peer) endSession(chans map[uint32]*Channel) {
+	m := p.m
 	for _, c := range chans {
 		c.fail(ErrSessionReset, "")
 	}

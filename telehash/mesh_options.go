@@ -79,6 +79,7 @@ type MeshOptions struct {
 	RouteFor func(Hashname) bool
 	// RelayRate bounds the bytes a second relayed for one pair of peers
 	// (default 4 MiB/s; a burst of a second's worth); more is dropped.
+	// Negative: no bound. SetRelayRate changes it while the mesh runs.
 	RelayRate int
 	// MaxRelays bounds the relayed routes kept (default 1024): one per
 	// introduced side and session.

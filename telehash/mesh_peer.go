@@ -20,6 +20,11 @@ type peer struct {
 	hn Hashname
 	x  *Exchange
 
+	// sessMu is held by a handshake from installing a new session's
+	// keys until its channel table is in place, and by the read loop
+	// (for reading) while it handles a channel packet.
+	sessMu sync.RWMutex
+
 	addr     atomic.Pointer[pathAddr] // current path
 	lastRecv atomic.Int64             // unix nanos of the last authenticated packet
 	// lastDirect is when the last fresh packet came over UDP, lastProbe

@@ -29,10 +29,6 @@ import (
 // peer is probed on all its paths (at most half the keepalive interval).
 const probeDelay = time.Second
 
-// interfacePoll is how often a mesh bound to an unspecified address
-// looks for a change of the machine's addresses.
-const interfacePoll = 2 * time.Second
-
 // roamState is a peer's probing (mesh_peer.go holds it).
 type roamState struct {
 	mu     sync.Mutex
@@ -120,29 +116,6 @@ func (m *Mesh) Roam() {
 		if inUse {
 			p.probe()
 			p.watchAnswer(now)
-		}
-	}
-}
-
-// watchInterfaces calls Roam when the set of addresses addrs returns
-// changes, checking every interval until the mesh closes.
-func (m *Mesh) watchInterfaces(addrs func() ([]net.Addr, error), every time.Duration) {
-	defer m.wg.Done()
-	last := addrSet(addrs())
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-m.ctx.Done():
-			return
-		case <-t.C:
-			cur := addrSet(addrs())
-			if cur == nil || slices.Equal(cur, last) {
-				continue
-			}
-			m.log.Debug("telehash: local addresses changed", "from", last, "to", cur)
-			last = cur
-			m.Roam()
 		}
 	}
 }

@@ -303,7 +303,7 @@ func TestRoamInterfaceWatcher(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		return ifaddrs, nil
-	}, 10*time.Millisecond)
+	}, nil, 10*time.Millisecond)
 	time.Sleep(50 * time.Millisecond)
 	sent := a.Stats().HandshakesSent
 	if sent2 := a.Stats().HandshakesSent; sent2 != sent {

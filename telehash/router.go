@@ -19,8 +19,8 @@ import (
 
 // setRoutingDefaults sets the defaults of the routing options.
 func (o *MeshOptions) setRoutingDefaults() {
-	if o.RelayRate <= 0 {
-		o.RelayRate = 4 << 20
+	if o.RelayRate == 0 {
+		o.RelayRate = DefaultRelayRate
 	}
 	if o.MaxRelays <= 0 {
 		o.MaxRelays = 1024
@@ -29,6 +29,23 @@ func (o *MeshOptions) setRoutingDefaults() {
 		o.RouterKeepalive = min(20*time.Second, o.Keepalive)
 	}
 }
+
+// DefaultRelayRate is the default RelayRate: 4 MiB/s per pair of peers.
+const DefaultRelayRate = 4 << 20
+
+// SetRelayRate sets the bound on the bytes a second relayed for one pair
+// of peers (MeshOptions.RelayRate: 0 for the default, negative for no
+// bound), for the packets forwarded from now on.
+func (m *Mesh) SetRelayRate(rate int) {
+	if rate == 0 {
+		rate = DefaultRelayRate
+	}
+	m.routing.rate.Store(int64(rate))
+}
+
+// RelayRate returns the bound on the bytes a second relayed for one pair
+// of peers; negative when there is none.
+func (m *Mesh) RelayRate() int { return int(m.routing.rate.Load()) }
 
 // RoutingStats count routing events (a Stats part).
 type RoutingStats struct {
@@ -75,6 +92,7 @@ type routing struct {
 	routes map[Token]*route
 	pairs  map[[2]Hashname]*relayBudget
 	n      atomic.Int32 // len(routes), read without the lock
+	rate   atomic.Int64 // bytes a second per pair (RelayRate); negative: no bound
 
 	// client side (relay.go)
 	pipes   map[[2]Hashname]*relayPipe // by router, peer
@@ -88,6 +106,7 @@ func (m *Mesh) initRouting() {
 	m.routing = &routing{routes: make(map[Token]*route), pairs: make(map[[2]Hashname]*relayBudget),
 		pipes: make(map[[2]Hashname]*relayPipe), byPeer: make(map[Hashname][]*relayPipe),
 		punches: make(map[string]bool)}
+	m.routing.rate.Store(int64(m.opts.RelayRate))
 	m.handlers[PeerType] = m.handlePeer
 	m.handlers[ConnectType] = m.handleConnect
 }
@@ -253,14 +272,17 @@ func (m *Mesh) forward(rt *route, src, dst Hashname, pkt []byte, from pathAddr) 
 		return
 	}
 	now := time.Now()
-	rate := float64(m.opts.RelayRate)
-	rt.pair.mu.Lock()
-	rt.pair.b.refill(now, rate, rate)
-	ok := rt.pair.b.tokens >= float64(len(pkt))
-	if ok {
-		rt.pair.b.tokens -= float64(len(pkt))
+	ok := true
+	if r := m.routing.rate.Load(); r >= 0 {
+		rate := float64(r)
+		rt.pair.mu.Lock()
+		rt.pair.b.refill(now, rate, rate)
+		ok = rt.pair.b.tokens >= float64(len(pkt))
+		if ok {
+			rt.pair.b.tokens -= float64(len(pkt))
+		}
+		rt.pair.mu.Unlock()
 	}
-	rt.pair.mu.Unlock()
 	if !ok {
 		rs.relayDropped.Add(1)
 		return

@@ -1,8 +1,10 @@
 package telehash
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -305,5 +307,62 @@ func TestRelayOnlyFromPartner(t *testing.T) {
 	// Keepalives may still arrive; what the stranger sent must not.
 	if da, db := w.a.Stats().Received-aBefore, w.b.Stats().Received-bBefore; da+db > 20 {
 		t.Fatalf("a and b received %d and %d packets", da, db)
+	}
+}
+
+// TestRelayRateLive: SetRelayRate applies to a running router: a low
+// rate drops what goes over it, and no bound lets the same stream
+// through at once.
+func TestRelayRateLive(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	w := newRoutedWorld(t, "relay-rate", nil, true)
+	w.b.Handle(StreamType, echoHandler(ctx))
+	w.link(t)
+	if got := w.r.RelayRate(); got != 64<<20 {
+		t.Fatalf("RelayRate %d, want the option's %d", got, 64<<20)
+	}
+	w.r.SetRelayRate(2000)
+	before := w.r.Stats().RelayDropped
+	s, err := w.a.OpenStream(ctx, w.b.Hashname(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	data := testData(256<<10, 3)
+	done := make(chan error, 1)
+	go func() {
+		if _, err := s.Write(data); err != nil {
+			done <- err
+			return
+		}
+		buf := make([]byte, len(data))
+		_, err := io.ReadFull(s, buf)
+		if err == nil && !bytes.Equal(buf, data) {
+			err = errors.New("bad echo")
+		}
+		done <- err
+	}()
+	waitFor(t, "the router drops over 2000 B/s", func() bool { return w.r.Stats().RelayDropped > before+10 })
+	select {
+	case err := <-done:
+		t.Fatalf("256 KiB echoed at 2000 B/s (err %v)", err)
+	default:
+	}
+	w.r.SetRelayRate(-1)
+	if got := w.r.RelayRate(); got >= 0 {
+		t.Fatalf("RelayRate %d after SetRelayRate(-1)", got)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the stream did not get through with no bound")
+	}
+	w.r.SetRelayRate(0)
+	if got := w.r.RelayRate(); got != DefaultRelayRate {
+		t.Fatalf("RelayRate %d after SetRelayRate(0), want the default", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"sort"
@@ -19,6 +20,7 @@ import (
 //
 //	remotedaemon.thRouter true        the node routes for the peers the repository's th:: remotes name
 //	remotedaemon.thRouters <th:: URL> a router the node keeps a link to (multi-valued)
+//	remotedaemon.thRelayRate 10m      bytes a second the router relays per pair of peers (0: no bound)
 //
 // A node serving several repositories (one node per identity) routes
 // when one of them says so, and uses the routers of all of them.
@@ -30,6 +32,9 @@ type Routing struct {
 	// Routers are the routers the node links to and keeps its links to
 	// (a node behind a NAT is reached through them).
 	Routers []Addr
+	// RelayRate bounds the bytes a second a router relays for one pair
+	// of peers: 0 unset (telehash.DefaultRelayRate), negative no bound.
+	RelayRate int64
 }
 
 // ParseRouting reads remotedaemon.thRouter and remotedaemon.thRouters.
@@ -43,6 +48,19 @@ func ParseRouting(cfg *gitcfg.Config) (Routing, error) {
 		errs = append(errs, fmt.Errorf("remotedaemon.thRouter: %w", err))
 	}
 	rt.Route = route
+	rate, err := cfg.Int("remotedaemon.threlayrate", 0)
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("remotedaemon.thRelayRate: %w", err))
+	case rate < 0:
+		errs = append(errs, fmt.Errorf("remotedaemon.thRelayRate: %d: bytes a second, 0 for no bound", rate))
+	case rate == 0:
+		if _, set := cfg.Get("remotedaemon.threlayrate"); set {
+			rt.RelayRate = -1
+		}
+	default:
+		rt.RelayRate = rate
+	}
 	for _, u := range cfg.GetAll("remotedaemon.throuters") {
 		a, err := ParseAddr(cfg.RewriteURL(u, false))
 		switch {
@@ -96,14 +114,28 @@ func (n *Node) SetRouting(source string, rt Routing) {
 		delete(r.by, source)
 	}
 	route := false
+	var rate int64 // of the sources that route: no bound wins, then the highest
 	want := map[telehash.Hashname]Addr{}
 	for _, s := range r.by {
 		route = route || s.Route
+		if s.Route && rate >= 0 && (s.RelayRate < 0 || s.RelayRate > rate) {
+			rate = s.RelayRate
+		}
 		for _, a := range s.Routers {
 			if a.Hashname != n.opts.Identity.Hashname() {
 				want[a.Hashname] = a
 			}
 		}
+	}
+	if rate == 0 {
+		rate = telehash.DefaultRelayRate
+	}
+	if rate > math.MaxInt {
+		rate = -1
+	}
+	if old := int64(n.Mesh.RelayRate()); old != rate {
+		n.Mesh.SetRelayRate(int(rate))
+		n.log.Info("relay rate per pair of peers (remotedaemon.thRelayRate)", "bytes/s", rate, "was", old)
 	}
 	if r.route.Swap(route) != route {
 		if route {
@@ -289,8 +321,11 @@ func (n *Node) canReach(addr Addr) bool {
 
 // RoutingStatus is what the node's routing did so far.
 type RoutingStatus struct {
-	Router  bool                // routing (remotedaemon.thRouter)
-	Routers []telehash.Hashname // routers linked now
+	Router bool // routing (remotedaemon.thRouter)
+	// RelayRate is the bound on the bytes a second relayed per pair of
+	// peers (remotedaemon.thRelayRate); negative: none.
+	RelayRate int
+	Routers   []telehash.Hashname // routers linked now
 	telehash.RoutingStats
 	// Refused counts handshakes of peers no remote names and routing
 	// refused for such peers.
@@ -300,7 +335,7 @@ type RoutingStatus struct {
 // RoutingStatus reports the node's routing.
 func (n *Node) RoutingStatus() RoutingStatus {
 	st := n.Mesh.Stats()
-	return RoutingStatus{Router: n.rt.route.Load(), Routers: n.Mesh.Routers(), RoutingStats: st.RoutingStats,
+	return RoutingStatus{Router: n.rt.route.Load(), RelayRate: n.Mesh.RelayRate(), Routers: n.Mesh.Routers(), RoutingStats: st.RoutingStats,
 		Refused: st.DropUnauthorized + n.routeRefusals.Load()}
 }
 

@@ -41,6 +41,22 @@ func TestParseRouting(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
+	// thRelayRate: a git integer (k, m, g); 0 is no bound; unset, the default.
+	for v, want := range map[string]int64{"10m": 10 << 20, "500k": 500 << 10, "0": -1} {
+		rt, err := ParseRouting(config(t, "remotedaemon.threlayrate", v))
+		if err != nil || rt.RelayRate != want {
+			t.Errorf("thRelayRate %q: %+v, %v; want %d", v, rt, err, want)
+		}
+	}
+	if rt.RelayRate != 0 {
+		t.Errorf("thRelayRate unset: %d", rt.RelayRate)
+	}
+	for _, v := range []string{"fast", "-1", "1.5m"} {
+		rt, err := ParseRouting(config(t, "remotedaemon.threlayrate", v, "remotedaemon.throuter", "true"))
+		if err == nil || !strings.Contains(err.Error(), "remotedaemon.thRelayRate") || rt.RelayRate != 0 || !rt.Route {
+			t.Errorf("thRelayRate %q: %+v, %v; want an error, the default and the rest kept", v, rt, err)
+		}
+	}
 	// The routers' paths decide where the node binds.
 	if listen, _ := listenAddr(config(t, "remote.b.url", thURL(r1), "remotedaemon.throuters", thURL(r2)+"&udp4=192.0.2.1:9")); listen != "0.0.0.0:0" {
 		t.Errorf("a node using a router elsewhere binds %s", listen)
@@ -212,6 +228,27 @@ func TestServiceRouting(t *testing.T) {
 	git(t, b, "config", "remotedaemon.thRouter", "true")
 	configureFromGit(t, ctx, sb, b)
 	waitFor(t, "the host routes for b", func() bool { return host.RoutingStatus().Router })
+	// b's relay rate applies while b routes, read again like the rest.
+	if got := host.RoutingStatus().RelayRate; got != telehash.DefaultRelayRate {
+		t.Errorf("relay rate %d, want the default", got)
+	}
+	git(t, b, "config", "remotedaemon.thRelayRate", "10m")
+	configureFromGit(t, ctx, sb, b)
+	if got := host.Mesh.RelayRate(); got != 10<<20 {
+		t.Errorf("relay rate %d after thRelayRate 10m, want %d", got, 10<<20)
+	}
+	git(t, a, "config", "remotedaemon.thRouter", "true")
+	git(t, a, "config", "remotedaemon.thRelayRate", "0")
+	configureFromGit(t, ctx, sa, a)
+	if got := host.Mesh.RelayRate(); got >= 0 {
+		t.Errorf("relay rate %d after a's thRelayRate 0, want no bound", got)
+	}
+	git(t, a, "config", "--unset", "remotedaemon.thRelayRate")
+	git(t, a, "config", "remotedaemon.thRouter", "false")
+	configureFromGit(t, ctx, sa, a)
+	if got := host.Mesh.RelayRate(); got != 10<<20 {
+		t.Errorf("relay rate %d after a's thRelayRate went, want b's %d", got, 10<<20)
+	}
 	// a names the router too, b no longer: still used; then nobody: dropped.
 	git(t, a, "config", "remotedaemon.thRouters", rURL)
 	configureFromGit(t, ctx, sa, a)
@@ -219,6 +256,9 @@ func TestServiceRouting(t *testing.T) {
 	git(t, b, "config", "remotedaemon.thRouter", "false")
 	configureFromGit(t, ctx, sb, b)
 	waitFor(t, "b no longer routes", func() bool { return !host.RoutingStatus().Router })
+	if got := host.Mesh.RelayRate(); got != telehash.DefaultRelayRate {
+		t.Errorf("relay rate %d with no source routing, want the default", got)
+	}
 	if !slices.Equal(host.Routers(), []telehash.Hashname{rHN}) {
 		t.Errorf("routers %v, want a's %s", host.Routers(), rHN)
 	}
