@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/git-remote-daemon/git-remote-daemon/internal/xmpp"
 )
 
 // maxFrame caps a frame on a bytestream (a telehash packet is far less).
@@ -21,7 +23,7 @@ const maxFrame = 64<<10 - 1
 // receiver that delays its ACKs (in the hope of a reply to carry them)
 // held the tail of a burst that long. An empty frame carries our ACK
 // back at once; on Linux the reader also keeps its socket in quickack
-// mode (ackNow), which acknowledges without waiting for our next write.
+// mode (xmpp.AckNow), which acknowledges without waiting for our next write.
 var nudges = []time.Duration{5 * time.Millisecond, 50 * time.Millisecond, 250 * time.Millisecond}
 
 // framed carries packets on a TCP stream (a SOCKS5 bytestream): each is
@@ -97,7 +99,7 @@ func (f *framed) nudger() {
 
 // readLoop delivers the peer's frames until the stream ends.
 func (f *framed) readLoop(deliver func([]byte)) error {
-	r := bufio.NewReaderSize(ackNow(f.c), maxFrame+2)
+	r := bufio.NewReaderSize(xmpp.AckNow(f.c), maxFrame+2)
 	return readFrames(r, func() { f.ready.Store(true) }, deliver)
 }
 

@@ -1,4 +1,4 @@
-package xmpppipe
+package xmpp
 
 import (
 	"io"
@@ -8,15 +8,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ackNow returns r, reading from c, such that every read leaves the
-// socket in quickack mode: the kernel then acknowledges what arrives at
-// once instead of delaying the ACK (40 ms or more) in the hope of a
-// reply to carry it. The SOCKS5 proxy of the server writes to us with
-// Nagle's algorithm on (Prosody's default): it holds every small write
-// that follows one we have not acknowledged yet, so a delayed ACK cost
-// each request/response turn of a fetch up to 40 ms
-// (BenchmarkXMPPPushToFetched).
-func ackNow(c net.Conn) io.Reader {
+// AckNow returns a reader of c such that every read leaves the socket
+// in quickack mode: the kernel then acknowledges what arrives at once
+// instead of delaying the ACK (40 ms or more) in the hope of a reply to
+// carry it. The server writes to us with Nagle's algorithm on
+// (Prosody's default, on client connections and on its SOCKS5 proxy's):
+// it holds every small write that follows one we have not acknowledged
+// yet, so a delayed ACK cost a request/response turn up to 40 ms
+// (xmpppipe's BenchmarkXMPPRoundTrip, BenchmarkXMPPPushToFetched).
+func AckNow(c net.Conn) io.Reader {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return c
