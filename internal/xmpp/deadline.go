@@ -23,7 +23,7 @@ import (
 // sets are ignored, and Session.Send sets its own on the raw connection.
 type guardConn struct {
 	net.Conn
-	r io.Reader // reads Conn, acknowledging at once (AckNow)
+	r  io.Reader   // reads Conn, acknowledging at once (AckNow)
 	up atomic.Bool // after login: mellium's deadlines are ignored
 
 	mu       sync.Mutex
