@@ -162,10 +162,10 @@ func (n *Node) AttachXMPP(ctx context.Context, x XMPPSettings, dir string, log *
 }
 
 // registeredXMPP pins the xmpp:: peers of a repository another daemon
-// registered: when its configuration names nodes the session does not
-// pin, the session is made again with them added (its peers see it go
-// and come back; their streams end and resume). A node with no session
-// yet logs in with the registered repository's account.
+// registered: the nodes its configuration names that the session does
+// not pin are added to the live session (no new login: its peers do not
+// see our node go, their streams stay). A node with no session yet logs
+// in with the registered repository's account.
 func (n *Node) registeredXMPP(cfg *gitcfg.Config, dir string) {
 	x, ok, err := ReadXMPPSettings(cfg)
 	if !ok {
@@ -182,35 +182,44 @@ func (n *Node) registeredXMPP(cfg *gitcfg.Config, dir string) {
 			return
 		}
 		n.xmpp.mu.Lock()
-		old, cur, curDir, log := n.xmpp.b, n.xmpp.settings, n.xmpp.dir, n.xmpp.log
+		old, cur, log := n.xmpp.b, n.xmpp.settings, n.xmpp.log
 		n.xmpp.mu.Unlock()
-		next := x
+		ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+		defer cancel()
 		if old != nil {
-			next = cur
 			have := map[xmpppipe.Pin]bool{}
 			for _, p := range cur.Pins {
 				have[p] = true
 			}
-			added := false
+			var added []xmpppipe.Pin
 			for _, p := range x.Pins {
 				if !have[p] {
-					next.Pins, added = append(slices.Clone(next.Pins), p), true
+					added = append(added, p)
 				}
 			}
-			if !added {
+			if len(added) == 0 {
 				return
 			}
-			_ = old.Close()
-		} else {
-			curDir = dir
+			// Pinned from now on, even if the session could not ask the
+			// new accounts yet (it does at its next login).
+			err := old.AddPins(ctx, added...)
+			n.xmpp.mu.Lock()
+			n.xmpp.settings.Pins = append(slices.Clone(n.xmpp.settings.Pins), added...)
+			n.xmpp.mu.Unlock()
+			n.xmpp.changed()
+			if err != nil {
+				n.log.Warn("xmpp: pinning a registered repository's peers", "err", err)
+				return
+			}
+			n.log.Info("xmpp: pinned a registered repository's peers", "jid", cur.JID, "added", len(added))
+			return
 		}
-		ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
-		defer cancel()
-		if _, err := n.AttachXMPP(ctx, next, curDir, log); err != nil {
+		next := x
+		if _, err := n.AttachXMPP(ctx, next, dir, log); err != nil {
 			n.log.Error("xmpp: cannot log in with the pins of a registered repository", "err", err)
 			return
 		}
-		n.log.Info("xmpp: logged in again with a registered repository's peers", "jid", next.JID, "pinned", len(next.Pins))
+		n.log.Info("xmpp: logged in with a registered repository's account and peers", "jid", next.JID, "pinned", len(next.Pins))
 	}()
 }
 

@@ -245,7 +245,7 @@ func (c *Config) loginTo(ctx context.Context, account jid.JID, password string, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("xmpp: dial %s: %w", t.addr, err)
 	}
-	g := &guardConn{Conn: raw}
+	g := newGuardConn(raw)
 	var conn net.Conn = g
 	features := []mxmpp.StreamFeature{}
 	var state mxmpp.SessionState

@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"context"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -22,10 +23,22 @@ import (
 // sets are ignored, and Session.Send sets its own on the raw connection.
 type guardConn struct {
 	net.Conn
+	r  io.Reader   // reads Conn, acknowledging at once (AckNow)
 	up atomic.Bool // after login: mellium's deadlines are ignored
 
 	mu       sync.Mutex
 	inflight int // bounded writes running; the last one clears the deadline
+}
+
+func newGuardConn(raw net.Conn) *guardConn {
+	return &guardConn{Conn: raw, r: AckNow(raw)}
+}
+
+func (g *guardConn) Read(p []byte) (int, error) {
+	if g.r == nil {
+		return g.Conn.Read(p)
+	}
+	return g.r.Read(p)
 }
 
 func (g *guardConn) SetDeadline(t time.Time) error {

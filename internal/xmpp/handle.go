@@ -43,7 +43,7 @@ func (s *Session) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement) 
 
 // allowed reports whether a bare JID may talk to our node.
 func (s *Session) allowed(bare jid.JID) bool {
-	return bare.Equal(s.account) || s.peers[bare.String()]
+	return bare.Equal(s.account) || s.isPeer(bare.String())
 }
 
 // handleMessage takes the datagrams of a message: one in <d/> (every
@@ -97,7 +97,7 @@ func (s *Session) handlePresence(t xmlstream.TokenReadEncoder, from jid.JID, in 
 	case "subscribe":
 		// Accept configured accounts (and ask back for theirs), refuse
 		// everyone else.
-		if s.peers[bare.String()] {
+		if s.isPeer(bare.String()) {
 			_, _ = xmlstream.Copy(t, stanza.Presence{To: bare, Type: stanza.SubscribedPresence}.Wrap(nil))
 			_, _ = xmlstream.Copy(t, stanza.Presence{To: bare, Type: stanza.SubscribePresence}.Wrap(nil))
 			s.log.Debug("xmpp: subscription accepted", "from", bare)
@@ -110,7 +110,11 @@ func (s *Session) handlePresence(t xmlstream.TokenReadEncoder, from jid.JID, in 
 	default:
 		return
 	}
-	if from.Resourcepart() == "" || !s.allowed(bare) {
+	if from.Resourcepart() == "" {
+		return
+	}
+	if !s.allowed(bare) {
+		s.noteOther(from, in) // peers.go
 		return
 	}
 	s.mu.Lock()

@@ -26,7 +26,6 @@ import (
 	mxmpp "mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/ping"
-	"mellium.im/xmpp/roster"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
@@ -52,9 +51,13 @@ type Session struct {
 	cfg     Config
 	log     *slog.Logger
 	account jid.JID // bare
-	peers   map[string]bool
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// peers are the bare JIDs of the accounts we talk to (Config.Peers,
+	// and AddPeers'); others are the nodes seen in presence of accounts
+	// that are not peers (yet), for AddPeers (peers.go).
+	peers    map[string]bool
+	others   map[string]Peer
 	cur      *mxmpp.Session
 	guard    *guardConn // cur's raw connection (see guardConn)
 	local    jid.JID
@@ -83,7 +86,7 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 	}
 	s := &Session{
 		cfg: cfg, log: cfg.Logger, account: account, peers: peers,
-		nodes:  map[string]Peer{},
+		nodes: map[string]Peer{}, others: map[string]Peer{},
 		events: make(chan func(), eventQueue),
 		out:    newOutbox(),
 	}
@@ -278,20 +281,11 @@ func (s *Session) connect(ctx context.Context) (<-chan struct{}, error) {
 // has none, then sends our presence (priority -1: bare-JID messages for
 // humans never reach a node) with our node payload.
 func (s *Session) announce(ctx context.Context, xs *mxmpp.Session) error {
-	have := map[string]bool{}
-	it := roster.Fetch(ctx, xs)
-	for it.Next() {
-		item := it.Item()
-		if item.Subscription == "to" || item.Subscription == "both" {
-			have[item.JID.Bare().String()] = true
-		}
+	have, err := subscribedTo(ctx, xs)
+	if err != nil {
+		return err
 	}
-	if err := it.Err(); err != nil {
-		it.Close()
-		return fmt.Errorf("xmpp: roster: %w", err)
-	}
-	it.Close()
-	for p := range s.peers {
+	for _, p := range s.peerList() {
 		if have[p] || p == s.account.String() {
 			continue
 		}
@@ -377,6 +371,7 @@ func (s *Session) disconnected() {
 		gone = append(gone, p)
 	}
 	clear(s.nodes)
+	clear(s.others)
 	s.mu.Unlock()
 	if cur != nil {
 		_ = cur.Conn().Close()

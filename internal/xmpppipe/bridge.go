@@ -55,9 +55,10 @@ type Bridge struct {
 	cfg  Config
 	log  *slog.Logger
 	sess *xmpp.Session
-	pins map[string]map[telehash.Hashname]bool // bare JID -> hashnames
 
 	mu sync.Mutex
+	// pins: bare JID -> hashnames (New's, and AddPins').
+	pins map[string]map[telehash.Hashname]bool
 	// byHN holds one pipe per pinned node, kept while the node is away
 	// (its JID changes when it reconnects: the mesh's path stays the
 	// same pipe). byJID routes what arrives from a full JID; it also
@@ -346,10 +347,17 @@ func (b *Bridge) onPeer(peer xmpp.Peer) {
 		}
 		return
 	}
-	if !b.pins[bareOf(peer.JID)][hn] {
+	b.mu.Lock()
+	pinned := b.pins[bareOf(peer.JID)][hn]
+	b.mu.Unlock()
+	if !pinned {
 		b.mu.Lock()
+		again := b.refused[peer.JID] // AddPins replays the nodes online
 		b.refused[peer.JID] = true
 		b.mu.Unlock()
+		if again {
+			return
+		}
 		b.log.Warn("xmpppipe: node presents a hashname not pinned for its account: refused",
 			"jid", peer.JID, "hashname", hn)
 		return

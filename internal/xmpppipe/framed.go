@@ -1,6 +1,7 @@
 package xmpppipe
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,15 +10,20 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/git-remote-daemon/git-remote-daemon/internal/xmpp"
 )
 
 // maxFrame caps a frame on a bytestream (a telehash packet is far less).
 const maxFrame = 64<<10 - 1
 
 // nudges are the delays after a burst of frames at which an empty frame
-// is sent: Prosody 0.12.3's proxy65 may hold the last chunk it read
-// while the receiver was slow until more bytes come; an empty frame is
-// those bytes.
+// is sent. Prosody's proxy65 writes with Nagle's algorithm on: a small
+// chunk waits until the receiver acknowledged the one before, and a
+// receiver that delays its ACKs (in the hope of a reply to carry them)
+// held the tail of a burst that long. An empty frame carries our ACK
+// back at once; on Linux the reader also keeps its socket in quickack
+// mode (xmpp.AckNow), which acknowledges without waiting for our next write.
 var nudges = []time.Duration{5 * time.Millisecond, 50 * time.Millisecond, 250 * time.Millisecond}
 
 // framed carries packets on a TCP stream (a SOCKS5 bytestream): each is
@@ -93,7 +99,8 @@ func (f *framed) nudger() {
 
 // readLoop delivers the peer's frames until the stream ends.
 func (f *framed) readLoop(deliver func([]byte)) error {
-	return readFrames(f.c, func() { f.ready.Store(true) }, deliver)
+	r := bufio.NewReaderSize(xmpp.AckNow(f.c), maxFrame+2)
+	return readFrames(r, func() { f.ready.Store(true) }, deliver)
 }
 
 // readFrames reads frames from r: seen is called for every frame,
