@@ -22,7 +22,7 @@ import (
 // sets are ignored, and Session.Send sets its own on the raw connection.
 type guardConn struct {
 	net.Conn
-	up atomic.Bool // after login: mellium's deadlines are ignored
+	up atomic.Bool // mellium's deadlines are ignored (from the start: see loginTo)
 
 	mu       sync.Mutex
 	inflight int // bounded writes running; the last one clears the deadline
