@@ -83,6 +83,10 @@ type Pipe struct {
 	mu sync.Mutex
 	to string // current full JID, "" while away
 	fc atomic.Pointer[framed]
+	// offered is set (under Bridge.mu) once the mesh has the pipe:
+	// Online reports no node before, or a link to it would find no
+	// path (git-remote-xmpp polls Online, then links).
+	offered bool
 }
 
 var _ telehash.Pipe = (*Pipe)(nil)
@@ -237,7 +241,7 @@ func (b *Bridge) Online() map[telehash.Hashname]string {
 	defer b.mu.Unlock()
 	m := map[telehash.Hashname]string{}
 	for hn, p := range b.byHN {
-		if to := p.target(); to != "" {
+		if to := p.target(); to != "" && p.offered {
 			m[hn] = to
 		}
 	}
@@ -320,6 +324,10 @@ func (b *Bridge) openStream(p *Pipe, to string) {
 	b.log.Debug("xmpppipe: bytestream up", "jid", to)
 }
 
+// testHookBeforeOffer runs before a new pipe is offered to the mesh
+// (tests: a process descheduled there under load).
+var testHookBeforeOffer func()
+
 // onPeer points the node's pipe at the full JID it announced itself on
 // (when its hashname is pinned for that account), and away from it when
 // it leaves.
@@ -380,7 +388,13 @@ func (b *Bridge) onPeer(peer xmpp.Peer) {
 		b.cfg.Mesh.AddPipe(hn, early)
 	}
 	if added {
+		if testHookBeforeOffer != nil {
+			testHookBeforeOffer()
+		}
 		b.cfg.Mesh.AddPipe(hn, p)
+		b.mu.Lock()
+		p.offered = true
+		b.mu.Unlock()
 	}
 	if moved && p.fc.Load() == nil {
 		// One side opens the bytestream: the one with the smaller full JID.
