@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +88,11 @@ type Pipe struct {
 	// Online reports no node before, or a link to it would find no
 	// path (git-remote-xmpp polls Online, then links).
 	offered bool
+	// jids are the full JIDs presenting hn, oldest first (under
+	// Bridge.mu): several processes of one identity may be logged in at
+	// once (a daemon, and a git-remote-xmpp of its user's), and when the
+	// one packets go to leaves, they go to the last other one.
+	jids []string
 }
 
 var _ telehash.Pipe = (*Pipe)(nil)
@@ -339,16 +345,30 @@ func (b *Bridge) onPeer(peer xmpp.Peer) {
 		delete(b.refused, peer.JID)
 		p := b.byJID[peer.JID]
 		delete(b.byJID, peer.JID)
+		next := ""
+		if p != nil {
+			p.jids = slices.DeleteFunc(p.jids, func(j string) bool { return j == peer.JID })
+			if len(p.jids) > 0 {
+				next = p.jids[len(p.jids)-1]
+			}
+		}
 		b.mu.Unlock()
 		if p == nil {
 			return
 		}
-		p.dropAnyStream()
 		p.mu.Lock()
-		if p.to == peer.JID {
-			p.to = ""
+		left := p.to == peer.JID
+		if left {
+			p.to = next
 		}
 		p.mu.Unlock()
+		if left {
+			p.dropAnyStream()
+			if next != "" {
+				b.log.Debug("xmpppipe: node left one of its JIDs, packets go to another", "hashname", p.hn, "left", peer.JID, "to", next)
+				b.maybeOpenStream(p, next)
+			}
+		}
 		if p.hn != "" && b.cfg.OnPeer != nil {
 			b.cfg.OnPeer(p.hn, peer.JID, false)
 		}
@@ -372,6 +392,7 @@ func (b *Bridge) onPeer(peer xmpp.Peer) {
 	}
 	early := b.byJID[peer.JID]
 	b.byJID[peer.JID] = p
+	p.jids = append(slices.DeleteFunc(p.jids, func(j string) bool { return j == peer.JID }), peer.JID)
 	p.mu.Lock()
 	moved := p.to != peer.JID
 	p.to = peer.JID
@@ -396,13 +417,18 @@ func (b *Bridge) onPeer(peer xmpp.Peer) {
 		p.offered = true
 		b.mu.Unlock()
 	}
-	if moved && p.fc.Load() == nil {
-		// One side opens the bytestream: the one with the smaller full JID.
-		if !b.cfg.NoBytestreams && b.sess.LocalJID() < peer.JID {
-			go b.openStream(p, peer.JID)
-		}
+	if moved {
+		b.maybeOpenStream(p, peer.JID)
 	}
 	if b.cfg.OnPeer != nil {
 		b.cfg.OnPeer(hn, peer.JID, true)
+	}
+}
+
+// maybeOpenStream opens a bytestream to p's node at to when it has none
+// and this side opens it: the one with the smaller full JID.
+func (b *Bridge) maybeOpenStream(p *Pipe, to string) {
+	if p.fc.Load() == nil && !b.cfg.NoBytestreams && b.sess.LocalJID() < to {
+		go b.openStream(p, to)
 	}
 }

@@ -2,6 +2,7 @@ package xmpppipe
 
 import (
 	"context"
+	"crypto/rand"
 	"strings"
 	"testing"
 	"time"
@@ -50,5 +51,60 @@ func TestOnlineMeansLinkable(t *testing.T) {
 		ba.Close()
 		ma.Close()
 		mb.Close()
+	}
+}
+
+// TestSecondLoginOfANodeLeaves: two processes of one identity logged in
+// at once (Bob's daemon, and a git-remote-xmpp of Bob's cloning from
+// someone else) present the same hashname on two full JIDs. When the
+// second leaves, packets go back to the first, which is still online;
+// the node used to be taken for offline (Alice's daemon showed
+// DISCONNECTED while Bob's daemon ran on, xmpp.txtar).
+func TestSecondLoginOfANodeLeaves(t *testing.T) {
+	srv := server(t)
+	bobID, err := telehash.GenerateIdentity(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meshOf := func(id *telehash.Identity, allow func(telehash.Hashname) bool) *telehash.Mesh {
+		m, err := telehash.NewMesh(context.Background(), id, telehash.MeshOptions{Allow: allow, Logger: logger(), HandshakeTimeout: 3 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	ma := newMesh(t, nil)
+	allowAlice := func(h telehash.Hashname) bool { return h == ma.Hashname() }
+	mb1, mb2 := meshOf(bobID, allowAlice), meshOf(bobID, allowAlice)
+	hn := bobID.Hashname()
+	ba := bridgeOpts(t, srv, "alice", ma, true, Pin{JID: srv.JID("bob"), Hashname: hn})
+	bb1 := bridgeOpts(t, srv, "bob", mb1, true, Pin{JID: srv.JID("alice"), Hashname: ma.Hashname()})
+	waitOnline(t, ba, hn)
+	first := ba.Online()[hn]
+	if first != bb1.Session().LocalJID() {
+		t.Fatalf("Alice sends to %s, want Bob's first login %s", first, bb1.Session().LocalJID())
+	}
+	bb2 := bridgeOpts(t, srv, "bob", mb2, true)
+	second := bb2.Session().LocalJID()
+	deadline := time.Now().Add(10 * time.Second)
+	for ba.Online()[hn] != second {
+		if time.Now().After(deadline) {
+			t.Fatalf("Alice never saw Bob's second login %s (sends to %q)", second, ba.Online()[hn])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	bb2.Close()
+	for ba.Online()[hn] != first {
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatalf("after Bob's second login left, Alice sends to %q, want his first %s, still online", ba.Online()[hn], first)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// And the path works: a link to Bob's first process goes through.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := ma.Link(ctx, telehash.LinkInfo{Keys: mb1.LinkInfo().Keys}); err != nil {
+		t.Fatalf("link after the second login left: %v", err)
 	}
 }
