@@ -289,9 +289,31 @@ func (b *Bridge) onDatagram(from string, pkt []byte) {
 	<-b.ready
 	b.mu.Lock()
 	p := b.routeLocked(from)
+	follow := p != nil && p.hn != "" && slices.Contains(p.jids, from)
 	b.mu.Unlock()
-	if p != nil {
-		b.cfg.Mesh.Receive(pkt, p)
+	if p == nil {
+		return
+	}
+	if follow {
+		b.follow(p, from)
+	}
+	b.cfg.Mesh.Receive(pkt, p)
+}
+
+// follow points p at from, one of the JIDs its node presents, where a
+// packet came from: with two logins of one identity, the one talking to
+// us gets the answers, not the last one to log in (a git-remote-xmpp
+// linking while its daemon ran saw its handshake answered to the daemon,
+// and its resends dropped as replays: xmpp.txtar's clone from Carol).
+func (b *Bridge) follow(p *Pipe, from string) {
+	p.mu.Lock()
+	moved := p.to != from
+	p.to = from
+	p.mu.Unlock()
+	if moved {
+		b.log.Debug("xmpppipe: packets from another JID of the node: answers go there", "hashname", p.hn, "to", from)
+		p.dropAnyStream()
+		b.maybeOpenStream(p, from)
 	}
 }
 

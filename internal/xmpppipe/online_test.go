@@ -108,3 +108,42 @@ func TestSecondLoginOfANodeLeaves(t *testing.T) {
 		t.Fatalf("link after the second login left: %v", err)
 	}
 }
+
+// TestAnswersGoToTheLoginThatTalks: with two logins of Bob's identity,
+// the one that links to Alice gets her answers, though the other logged
+// in last.
+func TestAnswersGoToTheLoginThatTalks(t *testing.T) {
+	srv := server(t)
+	bobID, err := telehash.GenerateIdentity(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ma := newMesh(t, func(telehash.Hashname) bool { return true })
+	meshOf := func() *telehash.Mesh {
+		m, err := telehash.NewMesh(context.Background(), bobID, telehash.MeshOptions{Logger: logger(), HandshakeTimeout: 3 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	mb1, mb2 := meshOf(), meshOf()
+	hn := bobID.Hashname()
+	ba := bridgeOpts(t, srv, "alice", ma, true, Pin{JID: srv.JID("bob"), Hashname: hn})
+	bb1 := bridgeOpts(t, srv, "bob", mb1, true, Pin{JID: srv.JID("alice"), Hashname: ma.Hashname()})
+	waitOnline(t, ba, hn)
+	waitOnline(t, bb1, ma.Hashname())
+	bb2 := bridgeOpts(t, srv, "bob", mb2, true)
+	deadline := time.Now().Add(10 * time.Second)
+	for ba.Online()[hn] != bb2.Session().LocalJID() {
+		if time.Now().After(deadline) {
+			t.Fatal("Alice never saw Bob's second login")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	if _, err := mb1.Link(ctx, telehash.LinkInfo{Keys: ma.LinkInfo().Keys}); err != nil {
+		t.Fatalf("Bob's first login linking to Alice: %v (her answers went to %s)", err, ba.Online()[hn])
+	}
+}
