@@ -174,3 +174,27 @@ func TestTransientMaxCapsBackoff(t *testing.T) {
 		t.Fatalf("longest wait %v, want the cap of 5s (the backoff grows past it)", longest)
 	}
 }
+
+// A transient state with Wake ends the wait when Wake closes, and resets
+// the backoff: an xmpp:: node that failed (another process of its
+// identity answered) logs in again, and the daemon connects within
+// seconds, not after the minutes its backoff had grown to (xmpp.txtar
+// waited 1m41s, and once 1m56s, for a peer that was back).
+func TestTransientWakeEndsBackoff(t *testing.T) {
+	h := newHarnessWith(t, func(o *Options) { o.MaxBackoff = 3 * time.Minute }, noneRemote("a")...)
+	failing := &transport.Transient{Err: errors.New("telehash: channel timeout"), Waiting: "the peer does not answer"}
+	for range 8 {
+		h.dialer.next(t, "a").fail(t, failing)
+		h.clock.Advance(h.clock.nextWait(t))
+	}
+	wake := make(chan struct{})
+	h.dialer.next(t, "a").fail(t, &transport.Transient{Err: failing.Err, Waiting: failing.Waiting, Wake: wake})
+	if d := h.clock.nextWait(t); d < time.Minute {
+		t.Fatalf("backoff after 9 failures: %v, want over a minute (the test needs a long wait)", d)
+	}
+	close(wake) // the peer's node logged in: no clock advance
+	h.dialer.next(t, "a").fail(t, failing)
+	if d := h.clock.nextWait(t); d >= 2*time.Second {
+		t.Fatalf("wait after the peer came back and failed once: %v, want the reset backoff (under 2s)", d)
+	}
+}

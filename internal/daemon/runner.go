@@ -170,7 +170,7 @@ func (rp reporter) Status(text string) {
 // error makes it at least its After. An error is reported once, not at
 // every retry, until the remote connects again or fails differently; a
 // transport.Transient error is no ERROR but a STATUS saying what the
-// daemon waits for.
+// daemon waits for, and its Wake (the peer is back) ends the wait.
 func (r *runner) watchLoop(ctx context.Context, w transport.Watcher) {
 	name := r.cfg.Name
 	b := r.d.newBackoff()
@@ -202,7 +202,9 @@ func (r *runner) watchLoop(ctx context.Context, w transport.Watcher) {
 		if errors.As(err, &tr) && tr.Max > 0 && wait > tr.Max {
 			wait = tr.Max
 		}
+		var wake <-chan struct{}
 		if errors.As(err, &tr) {
+			wake = tr.Wake
 			r.report("watch", protocol.Status{Remote: name, Text: "waiting: " + tr.Waiting})
 		} else {
 			r.reportError("watch", err.Error())
@@ -212,6 +214,9 @@ func (r *runner) watchLoop(ctx context.Context, w transport.Watcher) {
 		case <-ctx.Done():
 			return
 		case <-r.kick:
+			b.Reset()
+		case <-wake:
+			r.d.log.Info("reconnecting now: the peer is back", "remote", name)
 			b.Reset()
 		case <-r.d.clock.After(wait):
 		}

@@ -138,6 +138,9 @@ func (n *Node) AttachXMPP(ctx context.Context, x XMPPSettings, dir string, log *
 		Mesh: n.Mesh, Pins: x.Pins, Logger: log, NoBytestreams: !x.Bytestreams,
 		OnPeer: func(hn telehash.Hashname, jid string, online bool) {
 			log.Debug("xmpp: pinned node", "jid", jid, "hashname", hn, "online", online)
+			if online {
+				n.xmpp.arrived(hn)
+			}
 			n.xmpp.changed()
 			if !online && !n.xmpp.online(hn) {
 				// Its presence went: so do its streams, now, not at their
@@ -245,6 +248,8 @@ type xmppState struct {
 	dir      string
 	log      *slog.Logger
 	attach   sync.Mutex // registeredXMPP's
+	// arrivals are closed when their node shows presence (presence.go).
+	arrivals map[telehash.Hashname]chan struct{}
 }
 
 // track records a stream opened to hn until it ends.

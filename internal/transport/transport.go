@@ -175,6 +175,11 @@ type Transient struct {
 	// node that serves no repository yet while another of its processes,
 	// the one that will, logs in).
 	Max time.Duration
+	// Wake, if set, ends the wait before the next attempt when closed,
+	// and resets the backoff: the peer came back (an xmpp:: node showed
+	// its presence: a new login of it, which the failures so far say
+	// nothing about).
+	Wake <-chan struct{}
 }
 
 func (e *Transient) Error() string { return e.Err.Error() }

@@ -65,8 +65,9 @@ type Config struct {
 	Password     string
 	PasswordFunc func(ctx context.Context, user, domain string) (string, error)
 	// Server is "host:port"; empty looks up the domain's SRV records
-	// (_xmpps-client._tcp for direct TLS, then _xmpp-client._tcp) and
-	// falls back to domain:5222.
+	// (_xmpps-client._tcp for direct TLS and _xmpp-client._tcp, ordered
+	// together by priority and weight, XEP-0368) and, when it has none,
+	// uses domain:5222 (see targets).
 	Server string
 	TLS    TLSMode
 	// CAFile is a PEM file of extra CAs to trust (a self-hosted server).
@@ -103,6 +104,7 @@ type Config struct {
 	// noBatch (tests) makes a node of before batches: one datagram per
 	// message, and no batch="1" in its presence.
 	noBatch bool
+	hooks   netHooks // the resolver and dialer (tests)
 }
 
 // Peer is a node seen in presence.
@@ -181,41 +183,6 @@ func (c *Config) tlsConfig(domain string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-type target struct {
-	addr string
-	mode TLSMode
-}
-
-// targets lists the addresses to try, in order.
-func (c *Config) targets(ctx context.Context, domain string) []target {
-	if c.Server != "" {
-		return []target{{c.Server, c.TLS}}
-	}
-	var ts []target
-	if c.TLS != Plaintext {
-		if _, srvs, err := net.DefaultResolver.LookupSRV(ctx, "xmpps-client", "tcp", domain); err == nil {
-			for _, s := range srvs {
-				ts = append(ts, target{net.JoinHostPort(s.Target, strconv.Itoa(int(s.Port))), DirectTLS})
-			}
-		}
-	}
-	if c.TLS != DirectTLS {
-		if _, srvs, err := net.DefaultResolver.LookupSRV(ctx, "xmpp-client", "tcp", domain); err == nil {
-			for _, s := range srvs {
-				ts = append(ts, target{net.JoinHostPort(s.Target, strconv.Itoa(int(s.Port))), c.TLS})
-			}
-		}
-	}
-	if len(ts) == 0 {
-		port := "5222"
-		if c.TLS == DirectTLS {
-			port = "5223"
-		}
-		ts = append(ts, target{net.JoinHostPort(domain, port), c.TLS})
-	}
-	return ts
-}
-
 // login dials and negotiates one client session.
 func (c *Config) login(ctx context.Context, account jid.JID, password string) (*mxmpp.Session, *guardConn, error) {
 	domain := account.Domainpart()
@@ -223,11 +190,21 @@ func (c *Config) login(ctx context.Context, account jid.JID, password string) (*
 	if err != nil {
 		return nil, nil, err
 	}
+	ts, err := c.targets(ctx, domain)
+	if err != nil {
+		return nil, nil, err
+	}
 	var errs []error
-	for _, t := range c.targets(ctx, domain) {
-		s, g, err := c.loginTo(ctx, account, password, t, tlsCfg)
+	for _, t := range ts {
+		tctx, cancel := context.WithTimeout(ctx, c.hooks.perTarget())
+		s, g, err := c.loginTo(tctx, account, password, t, tlsCfg)
+		cancel()
 		if err == nil {
+			c.Logger.Debug("xmpp: logged in", "server", t.addr, "tls", t.mode, "jid", s.LocalAddr())
 			return s, g, nil
+		}
+		if ctx.Err() != nil {
+			return nil, nil, errors.Join(append(errs, err)...)
 		}
 		errs = append(errs, err)
 		if errors.Is(err, errAuth) {
@@ -240,12 +217,19 @@ func (c *Config) login(ctx context.Context, account jid.JID, password string) (*
 var errAuth = errors.New("xmpp: authentication failed")
 
 func (c *Config) loginTo(ctx context.Context, account jid.JID, password string, t target, tlsCfg *tls.Config) (*mxmpp.Session, *guardConn, error) {
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", t.addr)
+	raw, err := c.hooks.dialContext(ctx, t.addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("xmpp: dial %s: %w", t.addr, err)
 	}
+	// mellium bounds the login by ctx with a deadline set long ago and
+	// cleared at once: a Read blocked meanwhile misses it, and a server
+	// that accepted and never answers held the login for good (seen with
+	// a silent SRV target). The context's end is put on the raw
+	// connection here instead, and mellium's deadlines ignored.
 	g := newGuardConn(raw)
+	g.up.Store(true)
+	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	var conn net.Conn = g
 	features := []mxmpp.StreamFeature{}
 	var state mxmpp.SessionState
@@ -253,7 +237,11 @@ func (c *Config) loginTo(ctx context.Context, account jid.JID, password string, 
 	case StartTLS:
 		features = append(features, mxmpp.StartTLS(tlsCfg))
 	case DirectTLS:
-		tc := tls.Client(conn, tlsCfg)
+		// XEP-0368: SNI is the domain (tlsCfg's ServerName), ALPN
+		// "xmpp-client".
+		dc := tlsCfg.Clone()
+		dc.NextProtos = []string{"xmpp-client"}
+		tc := tls.Client(conn, dc)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			conn.Close()
 			return nil, nil, fmt.Errorf("xmpp: TLS with %s: %w", t.addr, err)
@@ -276,8 +264,14 @@ func (c *Config) loginTo(ctx context.Context, account jid.JID, password string, 
 		if isAuthError(err) {
 			return nil, nil, fmt.Errorf("%w as %s: %w", errAuth, account, err)
 		}
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+		}
 		return nil, nil, fmt.Errorf("xmpp: login to %s (%s) as %s: %w", t.addr, t.mode, account, err)
 	}
-	g.up.Store(true)
+	if !stop() {
+		conn.Close()
+		return nil, nil, fmt.Errorf("xmpp: login to %s (%s) as %s: %w", t.addr, t.mode, account, ctx.Err())
+	}
 	return s, g, nil
 }

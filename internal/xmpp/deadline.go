@@ -24,7 +24,7 @@ import (
 type guardConn struct {
 	net.Conn
 	r  io.Reader   // reads Conn, acknowledging at once (AckNow)
-	up atomic.Bool // after login: mellium's deadlines are ignored
+	up atomic.Bool // mellium's deadlines are ignored (from the start: see loginTo)
 
 	mu       sync.Mutex
 	inflight int // bounded writes running; the last one clears the deadline

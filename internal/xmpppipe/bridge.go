@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,6 +85,15 @@ type Pipe struct {
 	mu sync.Mutex
 	to string // current full JID, "" while away
 	fc atomic.Pointer[framed]
+	// offered is set (under Bridge.mu) once the mesh has the pipe:
+	// Online reports no node before, or a link to it would find no
+	// path (git-remote-xmpp polls Online, then links).
+	offered bool
+	// jids are the full JIDs presenting hn, oldest first (under
+	// Bridge.mu): several processes of one identity may be logged in at
+	// once (a daemon, and a git-remote-xmpp of its user's), and when the
+	// one packets go to leaves, they go to the last other one.
+	jids []string
 }
 
 var _ telehash.Pipe = (*Pipe)(nil)
@@ -238,7 +248,7 @@ func (b *Bridge) Online() map[telehash.Hashname]string {
 	defer b.mu.Unlock()
 	m := map[telehash.Hashname]string{}
 	for hn, p := range b.byHN {
-		if to := p.target(); to != "" {
+		if to := p.target(); to != "" && p.offered {
 			m[hn] = to
 		}
 	}
@@ -280,9 +290,31 @@ func (b *Bridge) onDatagram(from string, pkt []byte) {
 	<-b.ready
 	b.mu.Lock()
 	p := b.routeLocked(from)
+	follow := p != nil && p.hn != "" && slices.Contains(p.jids, from)
 	b.mu.Unlock()
-	if p != nil {
-		b.cfg.Mesh.Receive(pkt, p)
+	if p == nil {
+		return
+	}
+	if follow {
+		b.follow(p, from)
+	}
+	b.cfg.Mesh.Receive(pkt, p)
+}
+
+// follow points p at from, one of the JIDs its node presents, where a
+// packet came from: with two logins of one identity, the one talking to
+// us gets the answers, not the last one to log in (a git-remote-xmpp
+// linking while its daemon ran saw its handshake answered to the daemon,
+// and its resends dropped as replays: xmpp.txtar's clone from Carol).
+func (b *Bridge) follow(p *Pipe, from string) {
+	p.mu.Lock()
+	moved := p.to != from
+	p.to = from
+	p.mu.Unlock()
+	if moved {
+		b.log.Debug("xmpppipe: packets from another JID of the node: answers go there", "hashname", p.hn, "to", from)
+		p.dropAnyStream()
+		b.maybeOpenStream(p, from)
 	}
 }
 
@@ -321,6 +353,10 @@ func (b *Bridge) openStream(p *Pipe, to string) {
 	b.log.Debug("xmpppipe: bytestream up", "jid", to)
 }
 
+// testHookBeforeOffer runs before a new pipe is offered to the mesh
+// (tests: a process descheduled there under load).
+var testHookBeforeOffer func()
+
 // onPeer points the node's pipe at the full JID it announced itself on
 // (when its hashname is pinned for that account), and away from it when
 // it leaves.
@@ -332,16 +368,30 @@ func (b *Bridge) onPeer(peer xmpp.Peer) {
 		delete(b.refused, peer.JID)
 		p := b.byJID[peer.JID]
 		delete(b.byJID, peer.JID)
+		next := ""
+		if p != nil {
+			p.jids = slices.DeleteFunc(p.jids, func(j string) bool { return j == peer.JID })
+			if len(p.jids) > 0 {
+				next = p.jids[len(p.jids)-1]
+			}
+		}
 		b.mu.Unlock()
 		if p == nil {
 			return
 		}
-		p.dropAnyStream()
 		p.mu.Lock()
-		if p.to == peer.JID {
-			p.to = ""
+		left := p.to == peer.JID
+		if left {
+			p.to = next
 		}
 		p.mu.Unlock()
+		if left {
+			p.dropAnyStream()
+			if next != "" {
+				b.log.Debug("xmpppipe: node left one of its JIDs, packets go to another", "hashname", p.hn, "left", peer.JID, "to", next)
+				b.maybeOpenStream(p, next)
+			}
+		}
 		if p.hn != "" && b.cfg.OnPeer != nil {
 			b.cfg.OnPeer(p.hn, peer.JID, false)
 		}
@@ -372,6 +422,7 @@ func (b *Bridge) onPeer(peer xmpp.Peer) {
 	}
 	early := b.byJID[peer.JID]
 	b.byJID[peer.JID] = p
+	p.jids = append(slices.DeleteFunc(p.jids, func(j string) bool { return j == peer.JID }), peer.JID)
 	p.mu.Lock()
 	moved := p.to != peer.JID
 	p.to = peer.JID
@@ -388,15 +439,26 @@ func (b *Bridge) onPeer(peer xmpp.Peer) {
 		b.cfg.Mesh.AddPipe(hn, early)
 	}
 	if added {
-		b.cfg.Mesh.AddPipe(hn, p)
-	}
-	if moved && p.fc.Load() == nil {
-		// One side opens the bytestream: the one with the smaller full JID.
-		if !b.cfg.NoBytestreams && b.sess.LocalJID() < peer.JID {
-			go b.openStream(p, peer.JID)
+		if testHookBeforeOffer != nil {
+			testHookBeforeOffer()
 		}
+		b.cfg.Mesh.AddPipe(hn, p)
+		b.mu.Lock()
+		p.offered = true
+		b.mu.Unlock()
+	}
+	if moved {
+		b.maybeOpenStream(p, peer.JID)
 	}
 	if b.cfg.OnPeer != nil {
 		b.cfg.OnPeer(hn, peer.JID, true)
+	}
+}
+
+// maybeOpenStream opens a bytestream to p's node at to when it has none
+// and this side opens it: the one with the smaller full JID.
+func (b *Bridge) maybeOpenStream(p *Pipe, to string) {
+	if p.fc.Load() == nil && !b.cfg.NoBytestreams && b.sess.LocalJID() < to {
+		go b.openStream(p, to)
 	}
 }

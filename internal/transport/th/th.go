@@ -113,6 +113,12 @@ func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error 
 		return fn(u)
 	}
 	for {
+		// Taken before the attempt: a login of the node while it fails
+		// (another process of its identity answering) ends the wait too.
+		var arrival <-chan struct{}
+		if pl, ok := node.(thnode.PresenceLink); ok && w.addr.XMPP != "" {
+			arrival = pl.Arrival(w.addr.Hashname)
+		}
 		err := w.watch(ctx, node, report)
 		if ctx.Err() != nil {
 			return nil
@@ -135,7 +141,7 @@ func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error 
 			// streams (a fetch) just fine.
 			node.Unlink(w.addr.Hashname)
 		}
-		return w.retryNow(classify(err))
+		return w.retryNow(classify(err), arrival)
 	}
 }
 
@@ -143,18 +149,22 @@ func (w *watcher) Watch(ctx context.Context, fn func(watch.Update) error) error 
 // dialed again at once, as one that went offline is: the dial waits for
 // its presence. A reset at most three times within ten seconds: a node
 // resetting again and again gets the daemon's backoff.
-func (w *watcher) retryNow(err error) error {
+//
+// Any other passing failure of an xmpp:: node waits its backoff or the
+// node's next presence (arrival), whichever comes first: the failures
+// may be those of another process of the peer's identity (a
+// git-remote-xmpp of the peer's serving no repository, gone before it
+// answered), and the node that serves us may log in any moment. Over a
+// link that does not tell presence (arrival nil) the wait is capped.
+func (w *watcher) retryNow(err error, arrival <-chan struct{}) error {
 	var tr *transport.Transient
 	if w.addr.XMPP == "" || !errors.As(err, &tr) {
 		return err
 	}
-	var ce *telehash.ChannelError
-	if errors.As(err, &ce) && ce.Msg == "this node serves no repository" {
-		// One of the account's processes answered (a git-remote-xmpp
-		// of the peer's, or its daemon of another repository); the one
-		// serving this repository may log in any moment with the same
-		// key, and its presence does not end our backoff: retry soon.
-		tr.Max = xmppNoRepoRetry
+	if arrival != nil {
+		tr.Wake = arrival
+	} else {
+		tr.Max = xmppRetryMax
 	}
 	if !tr.Now && errors.Is(err, telehash.ErrSessionReset) {
 		if time.Since(w.lastNow) > 10*time.Second {
@@ -167,9 +177,9 @@ func (w *watcher) retryNow(err error) error {
 	return err
 }
 
-// xmppNoRepoRetry caps the wait after an xmpp:: node answered that it
-// serves no repository.
-const xmppNoRepoRetry = 5 * time.Second
+// xmppRetryMax caps the wait before an xmpp:: node is dialed again over
+// a link that does not tell its presence.
+const xmppRetryMax = 5 * time.Second
 
 // errNoAnswer is wrapped when the peer stopped answering pings.
 var errNoAnswer = notify.ErrNoAnswer
