@@ -147,8 +147,13 @@ func firstContact(ctx context.Context, cfg *gitcfg.Config, id *telehash.Identity
 		return "", err
 	}
 	key := "remote." + remote + ".url"
-	if slices.Contains(cfg.GetAll(key), url) {
-		if err := thnode.PinXMPPRemote(ctx, ".", remote, url, nodes); err != nil {
+	// git passes the address without "xmpp::"; the remote's URL has it.
+	old := thnode.XMPPScheme + strings.TrimPrefix(url, thnode.XMPPScheme)
+	if !slices.Contains(cfg.GetAll(key), old) && slices.Contains(cfg.GetAll(key), url) {
+		old = url
+	}
+	if slices.Contains(cfg.GetAll(key), old) {
+		if err := thnode.PinXMPPRemote(ctx, ".", remote, old, nodes); err != nil {
 			return "", err
 		}
 		for _, n := range nodes {
