@@ -36,15 +36,18 @@ func XMPPFirstContact(ctx context.Context, id *telehash.Identity, x XMPPSettings
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var peers []string
-	if bareJID(x.JID) != account {
-		peers = []string{account}
+	return xmppFirstContact(ctx, id, xmpp.Config{JID: x.JID, Server: x.Server, TLS: x.TLS, CAFile: x.CA, AllowPlaintext: x.AllowPlaintext,
+		PasswordFunc: xmpp.GitCredential{Dir: dir}.Fill, Logger: log}, account, repo, wait, log)
+}
+
+func xmppFirstContact(ctx context.Context, id *telehash.Identity, sc xmpp.Config, account, repo string, wait time.Duration, log *slog.Logger) ([]PinnedNode, error) {
+	if bareJID(sc.JID) != account {
+		sc.Peers = []string{account}
 	}
-	sess, err := xmpp.Dial(ctx, xmpp.Config{JID: x.JID, Server: x.Server, TLS: x.TLS, CAFile: x.CA, AllowPlaintext: x.AllowPlaintext,
-		PasswordFunc: xmpp.GitCredential{Dir: dir}.Fill, Logger: log,
-		Node: xmpp.NodeOf(string(id.Hashname()), id.Keys()), Peers: peers})
+	sc.Node = xmpp.NodeOf(string(id.Hashname()), id.Keys())
+	sess, err := xmpp.Dial(ctx, sc)
 	if err != nil {
-		return nil, fmt.Errorf("xmpp account %s: %w", x.JID, err)
+		return nil, fmt.Errorf("xmpp account %s: %w", sc.JID, err)
 	}
 	defer sess.Close()
 	nodes := func() []xmpp.Node {
@@ -99,7 +102,7 @@ func XMPPFirstContact(ctx context.Context, id *telehash.Identity, x XMPPSettings
 		return nil, ctx.Err()
 	}
 	return nil, fmt.Errorf("%s: first contact: no node of the account is online to pin its key (is its daemon running, and does it name %s in an xmpp:: remote?)",
-		account, x.JID)
+		account, sc.JID)
 }
 
 // PinnedNode is a node pinned at first contact and its URL.
