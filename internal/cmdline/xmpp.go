@@ -24,7 +24,10 @@ const xmppUsage = `usage: git-remote-xmpp <remote> <xmpp address>
 The git remote helper for xmpp:: URLs (xmpp::user@domain?cs3a=<key>&repo=<id>):
 git runs it for ` + "`git clone xmpp::...`" + `, git fetch and git push; you do not run it
 yourself. It carries git's pack protocol over telehash, with the XMPP server as the
-path, to the node of that account whose key the URL pins. It uses the daemon's node
+path, to the node of that account whose key the URL pins. A URL without a key
+(xmpp::user@domain[?repo=<id>]) is a first contact: the keys the account's nodes online
+announce are pinned into the remote's URLs, as ssh learns a host key, and a node with
+another key is refused afterwards. It uses the daemon's node
 when one runs for this identity, else logs in as remotedaemon.xmppJID itself (the
 password from git's credential helpers). See docs/xmpp-remotes.md.
 `
