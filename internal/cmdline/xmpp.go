@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/pairing"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/thnode"
+	"github.com/git-remote-daemon/git-remote-daemon/telehash"
 )
 
 // xmppUsage is what `git-remote-xmpp --help` prints.
@@ -21,7 +24,10 @@ const xmppUsage = `usage: git-remote-xmpp <remote> <xmpp address>
 The git remote helper for xmpp:: URLs (xmpp::user@domain?cs3a=<key>&repo=<id>):
 git runs it for ` + "`git clone xmpp::...`" + `, git fetch and git push; you do not run it
 yourself. It carries git's pack protocol over telehash, with the XMPP server as the
-path, to the node of that account whose key the URL pins. It uses the daemon's node
+path, to the node of that account whose key the URL pins. A URL without a key
+(xmpp::user@domain[?repo=<id>]) is a first contact: the keys the account's nodes online
+announce are pinned into the remote's URLs, as ssh learns a host key, and a node with
+another key is refused afterwards. It uses the daemon's node
 when one runs for this identity, else logs in as remotedaemon.xmppJID itself (the
 password from git's credential helpers). See docs/xmpp-remotes.md.
 `
@@ -38,25 +44,36 @@ const otherGrace = 2 * time.Second
 // <address>`; it returns the exit status.
 func XMPP(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	run, code, done := startHelper(helperSpec{name: "git-remote-xmpp", usage: xmppUsage, what: "xmpp address", scheme: "xmpp::",
-		parse: func(u string) error { _, err := thnode.ParseXMPPURL(u); return err }}, args, stdout, stderr)
+		parse: func(u string) error { _, err := thnode.ParseXMPPURL(u); return unpinnedOK(err) }}, args, stdout, stderr)
 	if done {
 		return code
 	}
 	defer run.stop()
 	ctx, cfg, log, fail, remote, idPath := run.ctx, run.cfg, run.log, run.fail, run.remote, run.idPath
-	addr, url, err := pickXMPPURL(cfg, remote, run.url, os.Getenv(thnode.NodeEnv))
-	if err != nil {
-		return fail("%v", err)
-	}
 	id, err := thnode.LoadOrCreate(idPath)
 	if err != nil {
 		return fail("identity: %v", err)
 	}
-	x, _, err := thnode.ReadXMPPSettings(cfg, addr)
+	linkTimeout, err := thnode.LinkTimeout(cfg)
 	if err != nil {
 		return fail("%v", err)
 	}
-	linkTimeout, err := thnode.LinkTimeout(cfg)
+	wait := onlineWait
+	if linkTimeout > 0 {
+		wait = linkTimeout
+	}
+	if a, err := thnode.ParseXMPPURL(run.url); errors.Is(err, thnode.ErrXMPPUnpinned) {
+		u, err := firstContact(ctx, cfg, id, remote, run.url, a, wait, stderr, log)
+		if err != nil {
+			return fail("%v", err)
+		}
+		run.url = u
+	}
+	addr, url, err := pickXMPPURL(cfg, remote, run.url, os.Getenv(thnode.NodeEnv))
+	if err != nil {
+		return fail("%v", err)
+	}
+	x, _, err := thnode.ReadXMPPSettings(cfg, addr)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -69,10 +86,6 @@ func XMPP(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			b, err := n.AttachXMPP(ctx, x, ".", log)
 			if err != nil {
 				return err
-			}
-			wait := onlineWait
-			if linkTimeout > 0 {
-				wait = linkTimeout
 			}
 			wctx, cancel := context.WithTimeout(ctx, wait)
 			defer cancel()
@@ -113,6 +126,53 @@ func XMPP(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return ee.Code
 	}
 	return 128
+}
+
+// unpinnedOK lets an unpinned URL (a bare account) through.
+func unpinnedOK(err error) error {
+	if errors.Is(err, thnode.ErrXMPPUnpinned) {
+		return nil
+	}
+	return err
+}
+
+// firstContact pins the nodes of the bare account an unpinned URL names
+// (addr) that are online now: their URLs replace the unpinned one in the
+// remote's configuration, as ssh adds a host key to known_hosts, and the
+// user is told. It returns the URL of the first node.
+func firstContact(ctx context.Context, cfg *gitcfg.Config, id *telehash.Identity, remote, url string, addr thnode.Addr, wait time.Duration, stderr io.Writer, log *slog.Logger) (string, error) {
+	x, _, err := thnode.ReadXMPPSettings(cfg, addr)
+	if err != nil {
+		return "", err
+	}
+	nodes, err := thnode.XMPPFirstContact(ctx, id, x, addr.XMPP, addr.Repo, ".", wait, log)
+	if err != nil {
+		return "", err
+	}
+	key := "remote." + remote + ".url"
+	// git passes the address without "xmpp::"; the remote's URL has it.
+	old := thnode.XMPPScheme + strings.TrimPrefix(url, thnode.XMPPScheme)
+	if !slices.Contains(cfg.GetAll(key), old) && slices.Contains(cfg.GetAll(key), url) {
+		old = url
+	}
+	if slices.Contains(cfg.GetAll(key), old) {
+		if err := thnode.PinXMPPRemote(ctx, ".", remote, old, nodes); err != nil {
+			return "", err
+		}
+		for _, n := range nodes {
+			fmt.Fprintf(stderr, "git-remote-xmpp: %s: first contact: pinned the key of its node %s in %s "+
+				"(a node presenting another key will be refused; a new device of the account is not pinned later: add its URL)\n",
+				addr.XMPP, n.Addr.Hashname, key)
+		}
+	} else {
+		// A URL on the command line, or one rewritten by insteadOf:
+		// nothing to write it to.
+		for _, n := range nodes {
+			fmt.Fprintf(stderr, "git-remote-xmpp: %s: first contact: its node %s presents key %s, not saved (no remote has this URL): pin it with the URL %s\n",
+				addr.XMPP, n.Addr.Hashname, n.Addr.Keys[telehash.CS3a.String()], n.URL)
+		}
+	}
+	return nodes[0].URL, nil
 }
 
 // pickXMPPURL is thnode.PickURL for xmpp:: remotes: the URL of the node

@@ -1,6 +1,7 @@
 package thnode
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -15,9 +16,17 @@ import (
 // XMPPScheme is the git transport prefix of remotes reached over XMPP.
 const XMPPScheme = "xmpp::"
 
+// ErrXMPPUnpinned is returned by ParseXMPPURL for a URL that names a
+// bare account, with no key: its Addr has only XMPP (and Repo) set. Such
+// a remote reaches and authorizes nobody until a first contact
+// (git-remote-xmpp, or the daemon watching it) pins the keys of the
+// account's nodes online then into the remote's URLs.
+var ErrXMPPUnpinned = errors.New("xmpp:: URL names an account without a node's key (not pinned yet)")
+
 // ParseXMPPURL parses an xmpp:: URL, with or without "xmpp::":
 //
 //	xmpp::<account>?cs3a=<key>[&hn=<hashname>][&repo=<id>]
+//	xmpp::<account>[?repo=<id>]    (unpinned: ErrXMPPUnpinned)
 //
 // <account> is the peer's bare JID (user@domain). The node is the one
 // among the account's connected resources whose presence announces the
@@ -56,6 +65,13 @@ func ParseXMPPURL(s string) (Addr, error) {
 	}
 	key := values.Get("cs3a")
 	if key == "" {
+		if hn == "" && len(values) <= 1 && (len(values) == 0 || len(values["repo"]) == 1) {
+			repo := values.Get("repo")
+			if repo != "" && !validRepoID(repo) {
+				return Addr{}, fmt.Errorf("%w: bad repo %q", ErrMalformedAddr, clip(repo))
+			}
+			return Addr{XMPP: j.Bare().String(), Repo: repo}, ErrXMPPUnpinned
+		}
 		return Addr{}, fmt.Errorf("%w: xmpp:: URL without the peer node's key (cs3a=...: `git-remote-daemon address` on the peer prints it)", ErrMalformedAddr)
 	}
 	if hn == "" {

@@ -61,7 +61,9 @@ func TestXMPPURLErrors(t *testing.T) {
 		{"xmpp::", "not user@domain"},
 		{"xmpp::example.org?cs3a=" + key, "not user@domain"},
 		{"xmpp::bob@example.org/laptop?cs3a=" + key, "names a resource"},
-		{"xmpp::bob@example.org", "without the peer node's key"},
+		{"xmpp::bob@example.org?repo=abcdefgh23456712&bogus=1", "without the peer node's key"},
+		{"xmpp::bob@example.org?repo=UPPER", "repo"},
+		{"xmpp::bob@example.org?repo=abcdefgh23456712&repo=abcdefgh23456712", "without the peer node's key"},
 		{"xmpp::bob@example.org?hn=" + string(id.Hashname()), "without the peer node's key"},
 		{"xmpp::bob@example.org?cs3a=" + key + "&hn=" + string(other.Hashname()), "the keys belong to"},
 		{"xmpp::bob@example.org?cs3a=" + key + "&udp4=127.0.0.1:1", "no place"},
@@ -78,6 +80,29 @@ func TestXMPPURLErrors(t *testing.T) {
 	}
 }
 
+// A bare account is an unpinned remote: accepted by ParseXMPPURL with
+// ErrXMPPUnpinned, so every caller that takes only err == nil (the
+// peers a node authorizes, the nodes it links to) leaves it out.
+func TestXMPPURLUnpinned(t *testing.T) {
+	for u, want := range map[string]Addr{
+		"xmpp::bob@example.org":                       {XMPP: "bob@example.org"},
+		"bob@Example.org":                             {XMPP: "bob@example.org"},
+		"xmpp::bob@example.org?repo=abcdefgh23456712": {XMPP: "bob@example.org", Repo: "abcdefgh23456712"},
+	} {
+		a, err := ParseXMPPURL(u)
+		if !errors.Is(err, ErrXMPPUnpinned) || !reflect.DeepEqual(a, want) {
+			t.Errorf("ParseXMPPURL(%q) = %+v, %v; want %+v, ErrXMPPUnpinned", u, a, err, want)
+		}
+		if _, err := ParseAnyURL(u); err == nil {
+			t.Errorf("ParseAnyURL(%q) took an unpinned URL", u)
+		}
+	}
+	cfg := cfgOf(t, "remote.alice.url\nxmpp::alice@example.org", "remotedaemon.xmppjid\nbob@example.org")
+	if p := xmppPeers(cfg); len(p) != 0 {
+		t.Errorf("an unpinned remote makes peers: %+v", p)
+	}
+}
+
 func FuzzParseXMPPURL(f *testing.F) {
 	id, _ := telehash.GenerateIdentity(rand.Reader)
 	key := id.Keys()["3a"]
@@ -85,11 +110,18 @@ func FuzzParseXMPPURL(f *testing.F) {
 		"xmpp::bob@localhost?cs3a=" + key,
 		"xmpp::bob@localhost?cs3a=" + key + "&hn=" + string(id.Hashname()) + "&repo=abc",
 		"xmpp::bob@localhost/r?cs3a=x", "xmpp::@?", "xmpp::a@b?im2a=" + key,
+		"xmpp::alice@localhost", "alice@localhost?repo=abcdefgh23456712", "xmpp::alice@localhost?repo=", "xmpp::alice@localhost?hn=x",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		a, err := ParseXMPPURL(s)
+		if errors.Is(err, ErrXMPPUnpinned) {
+			if a.XMPP == "" || a.Hashname != "" || len(a.Keys) != 0 {
+				t.Fatalf("unpinned %q: %+v", s, a)
+			}
+			return
+		}
 		if err != nil {
 			return
 		}

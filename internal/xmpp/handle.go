@@ -128,10 +128,11 @@ func (s *Session) handlePresence(t xmlstream.TokenReadEncoder, from jid.JID, in 
 	}
 	key := from.String()
 	old, had := s.nodes[key]
+	node, nodeOK := in.Node.node() // a key not matching the hashname: ignored
 	var p Peer
 	switch {
-	case in.Type == "" && in.Node != nil && (Node{Hashname: in.Node.Hashname}).Validate() == nil:
-		p = Peer{JID: key, Node: Node{Hashname: in.Node.Hashname}, Online: true, Batch: in.Node.Batch == "1" && !s.cfg.noBatch}
+	case in.Type == "" && nodeOK:
+		p = Peer{JID: key, Node: node, Online: true, Batch: in.Node.Batch == "1" && !s.cfg.noBatch}
 		if had && old == p {
 			s.mu.Unlock()
 			return

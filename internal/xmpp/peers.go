@@ -62,9 +62,10 @@ func (s *Session) noteOther(from jid.JID, in *inStanza) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case in.Type == "" && in.Node != nil && (Node{Hashname: in.Node.Hashname}).Validate() == nil:
+	case in.Type == "" && nodeOK(in.Node):
 		if _, had := s.others[key]; had || len(s.others) < maxOthers {
-			s.others[key] = Peer{JID: key, Node: Node{Hashname: in.Node.Hashname}, Online: true}
+			n, _ := in.Node.node()
+			s.others[key] = Peer{JID: key, Node: n, Online: true}
 		}
 	default:
 		delete(s.others, key)
@@ -159,3 +160,5 @@ func (s *Session) replay() {
 		}
 	}, false)
 }
+
+func nodeOK(e *nodeElem) bool { _, ok := e.node(); return ok }

@@ -204,7 +204,7 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 		}
 		b.pins[bare][p.Hashname] = true
 	}
-	sc.Node = xmpp.Node{Hashname: string(cfg.Mesh.Hashname())}
+	sc.Node = xmpp.NodeOf(string(cfg.Mesh.Hashname()), cfg.Mesh.LinkInfo().Keys)
 	sc.OnDatagram = b.onDatagram
 	sc.OnPeer = b.onPeer
 	sc.OnState = cfg.OnState

@@ -55,6 +55,12 @@ func (d *Dialer) NewWatcher(r gitcfg.Remote, env transport.Env) (transport.Watch
 			continue
 		}
 		a, err := thnode.ParseAnyURL(u)
+		if errors.Is(err, thnode.ErrXMPPUnpinned) {
+			// The daemon does not make first contact itself (yet): the
+			// user's first fetch pins the keys, as a first ssh does.
+			return nil, fmt.Errorf("%s: %w: run `git fetch %s` once to pin the keys of the account's nodes online (first contact), then RELOAD",
+				a.XMPP, err, r.Name)
+		}
 		if err != nil {
 			return nil, err
 		}
