@@ -42,8 +42,11 @@ func (r *runner) work(ctx context.Context) {
 			retrying = true
 			b.Reset()
 		case <-joined:
-			retrying = retry != nil // something failed: now
-			b.Reset()
+			if retry != nil { // something failed: now
+				r.d.log.Info("retrying now: a node of the remote is back", "remote", name)
+				retrying = true
+				b.Reset()
+			}
 		}
 		failed := false
 		for ctx.Err() == nil && !failed {
