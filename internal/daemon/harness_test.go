@@ -97,11 +97,26 @@ type fakeDialer struct {
 	mu       sync.Mutex
 	sessions map[string]chan *session
 	envs     map[string][]string // the GitEnv of each remote's watcher
+	joins    map[string]chan struct{}
 }
 
 func newFakeDialer() *fakeDialer {
-	return &fakeDialer{sessions: map[string]chan *session{}, envs: map[string][]string{}}
+	return &fakeDialer{sessions: map[string]chan *session{}, envs: map[string][]string{}, joins: map[string]chan struct{}{}}
 }
+
+func (f *fakeDialer) joinCh(remote string) chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.joins[remote]
+	if !ok {
+		c = make(chan struct{}, 1)
+		f.joins[remote] = c
+	}
+	return c
+}
+
+// join signals that a node of the remote came back (transport.Joiner).
+func (f *fakeDialer) join(remote string) { f.joinCh(remote) <- struct{}{} }
 
 func (f *fakeDialer) ch(remote string) chan *session {
 	f.mu.Lock()
@@ -155,7 +170,10 @@ type fakeWatcher struct {
 var (
 	_ transport.Watcher  = (*fakeWatcher)(nil)
 	_ transport.GitEnver = (*fakeWatcher)(nil)
+	_ transport.Joiner   = (*fakeWatcher)(nil)
 )
+
+func (w *fakeWatcher) Joined() <-chan struct{} { return w.f.joinCh(w.name) }
 
 func (w *fakeWatcher) GitEnv() []string {
 	w.f.mu.Lock()

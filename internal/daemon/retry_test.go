@@ -88,6 +88,24 @@ func TestFailedPushRetried(t *testing.T) {
 	h.out.exactly(t, 1, "ERROR .*")
 }
 
+// A failed push is tried again at once when a node of the remote comes
+// back (a remote of several nodes: the push to every URL failed for want
+// of one), not at the end of its backoff.
+func TestFailedPushRetriedWhenNodeJoins(t *testing.T) {
+	up := t.TempDir() + "/up.git"
+	h := newHarness(t, "remote.origin.url "+up, "remote.origin.daemonAction none")
+	commit(t, h.dir, "one")
+	h.dialer.next(t, "origin").first(t, watch.Refs{})
+	h.out.await(t, 1, "CONNECTED origin")
+	h.do(protocol.Push{Remote: "origin"})
+	h.out.await(t, 1, "ERROR origin push failed: .*")
+	h.clock.nextWait(t)
+	git(t, "", "init", "-q", "--bare", up)
+	h.dialer.join("origin") // the clock stands still: only the join retries
+	h.out.await(t, 1, "STATUS origin pushed")
+	h.out.exactly(t, 1, "ERROR .*")
+}
+
 // Other work for the runner (a push) does not retry a failed fetch ahead
 // of its backoff.
 func TestFailedFetchWaitsItsTurn(t *testing.T) {

@@ -328,6 +328,15 @@ func newSHAs(changes []watch.Change) []string {
 	return out
 }
 
+// pushEnv is the environment of a push: gitEnv, unless the watcher
+// says otherwise (a remote of several nodes: a push goes to all).
+func (r *runner) pushEnv() []string {
+	if pe, ok := r.watcher.(transport.PushEnver); ok {
+		return pe.PushEnv()
+	}
+	return r.gitEnv()
+}
+
 // gitEnv lets git commands for the remote share the watcher's connection.
 func (r *runner) gitEnv() []string {
 	if ge, ok := r.watcher.(transport.GitEnver); ok {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/git-remote-daemon/git-remote-daemon/internal/gitcfg"
+	"github.com/git-remote-daemon/git-remote-daemon/internal/transport"
 	"github.com/git-remote-daemon/git-remote-daemon/protocol"
 	"github.com/git-remote-daemon/git-remote-daemon/watch"
 )
@@ -17,11 +18,17 @@ import (
 // a remote that refused) is held and tried again after a backoff, at
 // once on RESUME or RELOAD (kickNow), and with the next change or push
 // request, until it succeeds; its ERROR is emitted once per cause, and
-// `status` shows it until then.
+// `status` shows it until then. A node of the remote coming back while
+// another keeps it connected (transport.Joiner) retries at once too: a
+// push to every URL failed for want of it.
 func (r *runner) work(ctx context.Context) {
 	name := r.cfg.Name
 	b := r.d.newBackoff()
 	var retry <-chan time.Time // armed while something failed
+	var joined <-chan struct{}
+	if j, ok := r.watcher.(transport.Joiner); ok {
+		joined = j.Joined()
+	}
 	pushHeld, pushDue := false, false
 	for {
 		retrying := false
@@ -34,6 +41,12 @@ func (r *runner) work(ctx context.Context) {
 		case <-r.again:
 			retrying = true
 			b.Reset()
+		case <-joined:
+			if retry != nil { // something failed: now
+				r.d.log.Info("retrying now: a node of the remote is back", "remote", name)
+				retrying = true
+				b.Reset()
+			}
 		}
 		failed := false
 		for ctx.Err() == nil && !failed {
@@ -247,7 +260,7 @@ func (r *runner) push(ctx context.Context, asked bool) bool {
 	r.mu.Lock()
 	r.expect = expect
 	r.mu.Unlock()
-	res, err := r.d.push(ctx, name, cfg, r.gitEnv(), local)
+	res, err := r.d.push(ctx, name, cfg, r.pushEnv(), local)
 	r.ownPush(res.updated)
 	if err != nil {
 		if ctx.Err() != nil {

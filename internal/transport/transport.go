@@ -112,6 +112,22 @@ type GitEnver interface {
 	GitEnv() []string
 }
 
+// Joiner is implemented by watchers of a remote with several nodes:
+// Joined is signalled when a node comes (back) while the remote stays
+// connected through another, so that what failed for want of it (a push
+// to every URL of the remote) is tried again at once.
+type Joiner interface {
+	Joined() <-chan struct{}
+}
+
+// PushEnver is implemented by GitEnvers whose GitEnv is for fetches
+// only: PushEnv returns the environment to add to a push instead. A
+// remote with several nodes fetches from the node that reported the
+// change, while git pushes to every URL of the remote.
+type PushEnver interface {
+	PushEnv() []string
+}
+
 // Env is what a transport may use to build a watcher.
 type Env struct {
 	// Dir is the local repository's top directory (work tree, or git

@@ -32,8 +32,9 @@ type multi struct {
 	// after a minute up).
 	retry backoff.Backoff
 
-	mu   sync.Mutex
-	last string // hashname of the node whose update is delivered
+	mu     sync.Mutex
+	last   string        // hashname of the node whose update is delivered
+	joined chan struct{} // see Joined
 }
 
 // member is one node of a multi: its watcher and hashname.
@@ -42,7 +43,32 @@ type member struct {
 	name string
 }
 
-var _ transport.GitEnver = (*multi)(nil)
+var (
+	_ transport.GitEnver  = (*multi)(nil)
+	_ transport.PushEnver = (*multi)(nil)
+	_ transport.Joiner    = (*multi)(nil)
+)
+
+// Joined is signalled when a node connects (again) while another keeps
+// the remote connected: a push that failed for want of it may go now.
+func (m *multi) Joined() <-chan struct{} { return m.joinedChan() }
+
+func (m *multi) joinedChan() chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.joined == nil {
+		m.joined = make(chan struct{}, 1)
+	}
+	return m.joined
+}
+
+func (m *multi) join() {
+	ch := m.joinedChan()
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
 
 func (m *multi) each() []member {
 	if m.members != nil {
@@ -162,6 +188,7 @@ func (m *multi) Watch(ctx context.Context, fn func(watch.Update) error) error {
 			}
 			continue
 		}
+		joined := e.u.First && g.merged != nil // the remote was connected already
 		up[e.i] = true
 		delete(failed, e.i)
 		old := g.merged
@@ -174,6 +201,9 @@ func (m *multi) Watch(ctx context.Context, fn func(watch.Update) error) error {
 			u = &watch.Update{Refs: next.Clone(), Changes: changes}
 		}
 		if u == nil {
+			if joined {
+				m.join()
+			}
 			continue
 		}
 		m.mu.Lock()
@@ -181,6 +211,9 @@ func (m *multi) Watch(ctx context.Context, fn func(watch.Update) error) error {
 		m.mu.Unlock()
 		if err := fn(*u); err != nil {
 			return err
+		}
+		if joined { // after its changes are handled
+			m.join()
 		}
 	}
 }
@@ -233,3 +266,7 @@ func (m *multi) GitEnv() []string {
 	}
 	return []string{thnode.NodeEnv + "=" + m.last}
 }
+
+// PushEnv pins no node: git pushes to every URL of the remote, each to
+// its own node.
+func (m *multi) PushEnv() []string { return nil }

@@ -223,3 +223,41 @@ func TestMultiFirstAndLoss(t *testing.T) {
 	default:
 	}
 }
+
+// A node connecting while another keeps the remote connected signals
+// Joined, also when it brings no change (a push that failed for want of
+// it may go now); a push pins no node: git pushes to every URL.
+func TestMultiJoined(t *testing.T) {
+	a, b := &fakeNode{conns: make(chan *conn, 10)}, &fakeNode{conns: make(chan *conn, 10)}
+	m := &multi{members: []member{{w: a, name: "aaaa"}, {w: b, name: "bbbb"}},
+		retry: backoff.Backoff{Min: time.Millisecond, Max: time.Millisecond}}
+	out := make(chan watch.Update, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Watch(ctx, func(u watch.Update) error { out <- u; return nil }) }()
+	defer func() { cancel(); <-done }()
+	awaitJoin := func() {
+		t.Helper()
+		select {
+		case <-m.Joined():
+		case <-time.After(guard):
+			t.Fatal("Joined never signalled")
+		}
+	}
+	a.next(t).send(t, watch.Update{First: true, Refs: refs("main", sha(1))})
+	<-out
+	cb := b.next(t)
+	cb.send(t, watch.Update{First: true, Refs: refs("main", sha(1))})
+	awaitJoin()
+	cb.fail(t)
+	b.next(t).send(t, watch.Update{First: true, Refs: refs("main", sha(1))})
+	awaitJoin()
+	if env := m.PushEnv(); env != nil {
+		t.Fatalf("PushEnv %q, want none", env)
+	}
+	select {
+	case u := <-out:
+		t.Fatalf("unexpected update %+v", u)
+	default:
+	}
+}
