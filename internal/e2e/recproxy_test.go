@@ -114,16 +114,19 @@ func (p *recordingProxy) size() int {
 	return n
 }
 
-// datagramRE matches a datagram element (docs/xmpp.md) as our client
-// writes it (double quotes) and as Prosody relays it (single quotes).
-var datagramRE = regexp.MustCompile(`<d xmlns=["']` + regexp.QuoteMeta(xmpp.NSDatagram) + `["']>([A-Za-z0-9+/=]*)</d>`)
+// datagramRE matches a datagram element or a batch of datagrams
+// (docs/xmpp.md: <d> one packet, <b> several, length-prefixed) as our
+// client writes it (double quotes) and as Prosody relays it (single
+// quotes). Decoding the base64 is enough to search a batch's packets.
+var datagramRE = regexp.MustCompile(`<(?:d xmlns=["']` + regexp.QuoteMeta(xmpp.NSDatagram) + `["']>([A-Za-z0-9+/=]*)</d>|b xmlns=["']` +
+	regexp.QuoteMeta(xmpp.NSBatch) + `["']>([A-Za-z0-9+/=]*)</b>)`)
 
 // decodedDatagrams returns the payloads of the datagram elements in a
 // recorded stream, decoded.
 func decodedDatagrams(stream []byte) [][]byte {
 	var out [][]byte
 	for _, m := range datagramRE.FindAllSubmatch(stream, -1) {
-		if b, err := base64.StdEncoding.DecodeString(string(m[1])); err == nil {
+		if b, err := base64.StdEncoding.DecodeString(string(m[1]) + string(m[2])); err == nil {
 			out = append(out, b)
 		}
 	}

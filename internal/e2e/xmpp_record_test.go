@@ -231,4 +231,8 @@ func serverSeesNoContent(t *testing.T, bytestreams bool) {
 	if got := leaks([][]byte{[]byte(clear)}, [][]byte{[]byte(bobBranch)}); len(got) == 0 {
 		t.Error("a secret in a datagram is not found: the datagram check is blind")
 	}
+	batch := fmt.Sprintf(`<message><b xmlns="%s">%s</b></message>`, xmpp.NSBatch, base64.StdEncoding.EncodeToString([]byte("\x00\x10x"+bobBranch+"x")))
+	if got := leaks([][]byte{[]byte(batch)}, [][]byte{[]byte(bobBranch)}); len(got) == 0 {
+		t.Error("a secret in a batch of datagrams is not found: the batch check is blind")
+	}
 }

@@ -74,13 +74,16 @@ func (p *recordingProxy) recorded() []byte {
 	return bytes.Clone(p.buf.Bytes())
 }
 
-var datagramRE = regexp.MustCompile(`<d xmlns="` + regexp.QuoteMeta(xmpp.NSDatagram) + `">([A-Za-z0-9+/=]*)</d>`)
+// datagramRE matches a datagram (<d>) or a batch of them (<b>): decoding
+// the base64 is enough to search a batch's packets.
+var datagramRE = regexp.MustCompile(`<(?:d xmlns="` + regexp.QuoteMeta(xmpp.NSDatagram) + `">([A-Za-z0-9+/=]*)</d>|b xmlns="` +
+	regexp.QuoteMeta(xmpp.NSBatch) + `">([A-Za-z0-9+/=]*)</b>)`)
 
 // seen returns the recording and every datagram in it, decoded.
 func seen(rec []byte) []byte {
 	out := bytes.Clone(rec)
 	for _, m := range datagramRE.FindAllSubmatch(rec, -1) {
-		if b, err := base64.StdEncoding.DecodeString(string(m[1])); err == nil {
+		if b, err := base64.StdEncoding.DecodeString(string(m[1]) + string(m[2])); err == nil {
 			out = append(out, b...)
 		}
 	}
