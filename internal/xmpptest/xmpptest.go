@@ -28,8 +28,9 @@ var (
 	ProsodyctlPath = "prosodyctl"
 )
 
-// ReadyTimeout bounds the wait for a started server to accept clients.
-var ReadyTimeout = 20 * time.Second
+// ReadyTimeout bounds the wait for a started server to accept clients
+// (ejabberd's Erlang VM took over 20 s to listen on a loaded machine).
+var ReadyTimeout = 60 * time.Second
 
 // Server is a running Prosody.
 type Server struct {
