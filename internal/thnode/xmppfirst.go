@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os/exec"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/git-remote-daemon/git-remote-daemon/internal/gitexec"
 	"github.com/git-remote-daemon/git-remote-daemon/internal/xmpp"
 	"github.com/git-remote-daemon/git-remote-daemon/telehash"
 )
@@ -135,10 +135,8 @@ func PinXMPPRemote(ctx context.Context, dir, remote, old string, nodes []PinnedN
 		if i > 0 {
 			args = []string{"config", "--add", key, u}
 		}
-		cmd := exec.CommandContext(ctx, "git", args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("git config %s: %w: %s", key, err, strings.TrimSpace(string(out)))
+		if _, err := gitexec.Output(ctx, dir, nil, args...); err != nil {
+			return fmt.Errorf("pin %s: %w", key, err)
 		}
 	}
 	return nil
