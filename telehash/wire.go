@@ -367,6 +367,9 @@ func appendJSONString(dst []byte, s string) []byte {
 
 // appendInner appends the inner LOB packet for h and body to dst.
 func appendInner(dst []byte, h *outHead, body []byte) ([]byte, error) {
+	if len(h.miss) > MaxMiss { // what no receiver accepts (parseMiss)
+		return nil, fmt.Errorf("%w: %d miss entries, at most %d", ErrTooLarge, len(h.miss), MaxMiss)
+	}
 	start := len(dst)
 	dst = append(dst, 0, 0)
 	dst = append(dst, `{"c":`...)
